@@ -1,0 +1,3 @@
+"""SAE caching, explanation and scoring app."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""Deep Probabilistic Koopman forecasting: periodic, long-horizon, calibrated predictive distributions."""
+
+__version__ = "0.1.0"
