@@ -1,0 +1,92 @@
+"""Edit operators on a hidden state ``h`` (B, T, D); every one returns a new tensor.
+
+``m`` is a (B, T) 0/1 write mask, ``v`` a unit direction, ``alpha`` a float or (B,) tensor.
+
+* ``add``:        h + m a v
+* ``piecewise``:  h + m a v sign(h.v)                 (RepE)
+* ``ablate``:     h - m (h.v) v                      (projection; ignores a)
+* ``clamp``:      h - m (h.v - a) v                  (sets h.v to a)
+* ``ablate_add``: h - m ((h.v) v - a v)              (steering-vectors; = clamp)
+* ``subspace_ablate``: h - m V (V^T h)               (V orthonormal, D x k)
+* ``leace``:      h - m b f^T (h - mu)               (rank-1 LEACE eraser)
+
+``normalize`` rescales each edited token to its pre-edit norm; ``norm_cap`` only when it grew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import unknown
+
+OPERATORS = ("add", "piecewise", "ablate", "clamp", "ablate_add", "subspace_ablate", "leace")
+
+
+@dataclass
+class OperatorParams:
+    v: torch.Tensor  # (D,) unit, or (D, k) orthonormal for subspace_ablate
+    b: torch.Tensor | None = None  # leace
+    f: torch.Tensor | None = None
+    mu: torch.Tensor | None = None
+
+
+def _alpha(alpha: float | torch.Tensor, h: torch.Tensor) -> torch.Tensor | float:
+    if isinstance(alpha, torch.Tensor):
+        a = alpha.to(device=h.device, dtype=h.dtype)
+        return a.view(-1, *([1] * (h.dim() - 1))) if a.dim() == 1 else a
+    return float(alpha)
+
+
+def apply_operator(
+    name: str,
+    h: torch.Tensor,
+    p: OperatorParams,
+    alpha: float | torch.Tensor,
+    mask: torch.Tensor | None,
+    *,
+    normalize: bool = False,
+    norm_cap: bool = False,
+) -> torch.Tensor:
+    if name not in OPERATORS:
+        raise unknown("operator", name, OPERATORS)
+    m = (
+        torch.ones(h.shape[:-1], dtype=h.dtype, device=h.device)
+        if mask is None
+        else mask.to(device=h.device, dtype=h.dtype)
+    )[..., None]
+    a = _alpha(alpha, h)
+    v = p.v.to(device=h.device, dtype=h.dtype)
+    if name == "add":
+        out = h + m * a * v
+    elif name == "piecewise":
+        proj = h @ v
+        out = h + m * a * torch.sign(proj)[..., None] * v
+    elif name == "ablate":
+        out = h - m * (h @ v)[..., None] * v
+    elif name in ("clamp", "ablate_add"):
+        out = h - m * ((h @ v)[..., None] - a) * v
+    elif name == "subspace_ablate":
+        vv = v if v.dim() == 2 else v[:, None]
+        out = h - m * ((h @ vv) @ vv.T)
+    else:  # leace
+        assert p.b is not None and p.f is not None and p.mu is not None
+        b, f, mu = (t.to(device=h.device, dtype=h.dtype) for t in (p.b, p.f, p.mu))
+        out = h - m * ((h - mu) @ f)[..., None] * b
+    if normalize or norm_cap:
+        n0 = h.norm(dim=-1, keepdim=True)
+        n1 = out.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(h.dtype).tiny)
+        ratio = n0 / n1
+        if norm_cap:
+            ratio = torch.clamp(ratio, max=1.0)
+        out = torch.where(m > 0, out * ratio, out)
+    return out
+
+
+def custom_operator(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Identity helper so users can pass their own ``h -> h'`` (applied via lm-kit's Fn)."""
+    return fn
