@@ -1,0 +1,72 @@
+"""Sparse codes in CSR form: the output of ``SparseCoder.encode_sparse``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class SparseCodes:
+    """CSR matrix of latent activations for N inputs.
+
+    ``indptr`` int64 [N+1]; ``idx`` int32 [nnz] latent ids; ``val`` [nnz] activations.
+    Row ``r`` holds ``idx[indptr[r]:indptr[r+1]]``; zeros are never stored.
+    """
+
+    indptr: torch.Tensor
+    idx: torch.Tensor
+    val: torch.Tensor
+    n_latents: int
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.indptr.numel() - 1)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.idx.numel())
+
+    def row_ids(self) -> torch.Tensor:
+        """Row index of every stored entry (int64 [nnz])."""
+        counts = self.indptr[1:] - self.indptr[:-1]
+        return torch.repeat_interleave(torch.arange(self.n_rows, device=counts.device), counts)
+
+    def to_dense(self) -> torch.Tensor:
+        out = torch.zeros(self.n_rows, self.n_latents, dtype=self.val.dtype, device=self.val.device)
+        out[self.row_ids(), self.idx.long()] = self.val
+        return out
+
+    def topk_view(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad each row to ``k`` entries: (idx [N,k] int64, val [N,k]); padding has idx 0, val 0."""
+        counts = self.indptr[1:] - self.indptr[:-1]
+        if self.n_rows and int(counts.max()) > k:
+            raise ValueError(f"a row has {int(counts.max())} entries, more than k={k}")
+        rows = self.row_ids()
+        slot = torch.arange(self.nnz, device=rows.device) - self.indptr[:-1][rows]
+        idx = torch.zeros(self.n_rows, k, dtype=torch.long, device=self.idx.device)
+        val = torch.zeros(self.n_rows, k, dtype=self.val.dtype, device=self.val.device)
+        idx[rows, slot] = self.idx.long()
+        val[rows, slot] = self.val
+        return idx, val
+
+    @staticmethod
+    def from_dense(f: torch.Tensor, keep_negative: bool = False) -> SparseCodes:
+        mask = f != 0 if keep_negative else f > 0
+        rows, cols = mask.nonzero(as_tuple=True)
+        counts = torch.bincount(rows, minlength=f.shape[0])
+        indptr = torch.zeros(f.shape[0] + 1, dtype=torch.long, device=f.device)
+        indptr[1:] = torch.cumsum(counts, 0)
+        return SparseCodes(indptr, cols.to(torch.int32), f[rows, cols], f.shape[1])
+
+    @staticmethod
+    def from_topk(
+        idx: torch.Tensor, val: torch.Tensor, n_latents: int, keep_negative: bool = False
+    ) -> SparseCodes:
+        """Build CSR from fixed-width (idx [N,k], val [N,k]), dropping zero entries."""
+        keep = val != 0 if keep_negative else val > 0
+        counts = keep.sum(1)
+        indptr = torch.zeros(idx.shape[0] + 1, dtype=torch.long, device=idx.device)
+        indptr[1:] = torch.cumsum(counts, 0)
+        return SparseCodes(indptr, idx[keep].to(torch.int32), val[keep], n_latents)
