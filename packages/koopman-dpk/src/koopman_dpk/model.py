@@ -1,0 +1,557 @@
+"""`DPK`: the sklearn-style Deep Probabilistic Koopman forecaster."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from .distributions import get_distribution
+from .distributions.base import Distribution
+from .errors import DPKInputError, DPKNotFittedError
+from .features import coerce_covariates, coerce_target, drop_missing
+from .forecast import DEFAULT_QUANTILES, Forecast, OutputSpec
+from .freqsearch import initial_periods
+from .net import TRENDS, DPKNet, count_parameters
+from .timeaxis import TimeAxis
+from .train import TrainData, TrainSettings, split_validation, train
+
+MIN_POINTS = 50
+
+
+@dataclass
+class DPKConfig:
+    """Every constructor argument of `DPK` (JSON-serialisable)."""
+
+    distribution: str = "normal"
+    periods: list[Any] | None = None
+    n_search: int | None = None
+    num_freqs: int | list[int] | None = None
+    hidden: tuple[int, ...] = (64, 32)
+    trend: str = "linear"
+    sample_num: int = 24
+    search_interval: int = 10
+    search_cutoff: int = 50
+    heuristic: str = "verified"
+    search_method: str = "auto"
+    epochs: int = 500
+    batch_size: int = 256
+    lr: float = 3e-3
+    lr_omega: float = 1e-3
+    weight_decay: float = 1e-4
+    val: str = "tail"
+    val_fraction: float = 0.1
+    patience: int = 25
+    residual_ar: int = 0
+    conformal: bool = False
+    scaling: str = "standard"
+    allow_single_cycle: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _deterministic(device: str = "cpu"):
+    """use_deterministic_algorithms(True) off CPU (CPU kernels used here are deterministic, and
+    the switch imports torch._inductor, which costs seconds)."""
+    if str(device).startswith("cpu"):
+        yield
+        return
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev)
+
+
+class DPK:
+    """Deep Probabilistic Koopman forecaster.
+
+    Each parameter of the predictive distribution is a small tanh MLP of periodic features
+    cos(omega tau), sin(omega tau) (pinned or found by the FFT loss-surface search) and
+    standardised covariates, plus an explicit trend on the location.
+
+    >>> model = DPK(distribution="normal", periods=[24, 168], epochs=50).fit(y)
+    >>> fc = model.predict(horizon=24 * 31)
+    >>> fc.quantile([0.1, 0.5, 0.9])
+    """
+
+    def __init__(
+        self, distribution: str = "normal", periods: Sequence[Any] | None = None, **kwargs: Any
+    ):
+        names = {f.name for f in fields(DPKConfig)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise DPKInputError(f"unknown DPK argument(s) {unknown}; valid: {sorted(names)}")
+        self.config = DPKConfig(
+            distribution=distribution,
+            periods=list(periods) if periods is not None else None,
+            **kwargs,
+        )
+        self.dist: Distribution = get_distribution(self.config.distribution)
+        if self.config.trend not in TRENDS:
+            raise DPKInputError(f"trend must be one of {TRENDS}, got {self.config.trend!r}")
+        if self.config.val not in ("tail", "blocks", "none"):
+            raise DPKInputError(f"val must be 'tail', 'blocks' or 'none', got {self.config.val!r}")
+        if self.config.conformal and self.config.val == "none":
+            raise DPKInputError(
+                "conformal=True needs a validation split; set val='tail' or 'blocks'."
+            )
+        self.net_: DPKNet | None = None
+
+    @classmethod
+    def from_config(cls, config: DPKConfig | dict[str, Any]) -> DPK:
+        d = asdict(config) if isinstance(config, DPKConfig) else dict(config)
+        d["hidden"] = tuple(d.get("hidden", (64, 32)))
+        return cls(**d)
+
+    def get_params(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    # ------------------------------------------------------------------ structure
+    def _blocks(self, pinned_tau: list[float]) -> list[int]:
+        c = self.config
+        n_heads = self.dist.n_params
+        n_search = c.n_search
+        if c.num_freqs is None:
+            if n_search is None:
+                n_search = 0 if pinned_tau else 2
+            sizes = [len(pinned_tau) + n_search] * n_heads
+        elif isinstance(c.num_freqs, int):
+            sizes = [c.num_freqs] * n_heads
+        else:
+            sizes = list(c.num_freqs)
+            if len(sizes) != n_heads:
+                raise DPKInputError(
+                    f"num_freqs has {len(sizes)} entries but {self.dist.name!r} has {n_heads} parameters "
+                    f"{list(self.dist.param_names)}; give one count per parameter or an int."
+                )
+        if min(sizes) < len(pinned_tau):
+            raise DPKInputError(
+                f"num_freqs={c.num_freqs} is smaller than the {len(pinned_tau)} pinned periods; raise it."
+            )
+        return sizes
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        y: Any,
+        times: Any = None,
+        covariates: Any = None,
+        sample_weight: Any = None,
+        mask: Any = None,
+        sort: bool = False,
+        series_dim: str | None = None,
+    ) -> DPK:
+        """Fit on y (ndarray, pandas Series/DataFrame with DatetimeIndex, or xarray DataArray)."""
+        c = self.config
+        target = coerce_target(y, times, series_dim)
+        Y = target.y
+        T0 = len(Y)
+        cov, cov_names = coerce_covariates(covariates, T0)
+        w = (
+            np.ones(T0)
+            if sample_weight is None
+            else np.asarray(sample_weight, dtype=float).reshape(-1)
+        )
+        m = np.ones(T0, bool) if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
+        if len(w) != T0 or len(m) != T0:
+            raise DPKInputError("sample_weight and mask must have one entry per time.")
+        if np.any(~np.isfinite(w)) or np.any(w < 0):
+            raise DPKInputError("sample_weight must be finite and non-negative.")
+        raw_times = target.times if target.times is not None else np.arange(T0, dtype=float)
+        if sort:
+            import pandas as pd
+
+            order = np.argsort(np.asarray(pd.Index(raw_times)), kind="stable")
+            raw_times = (
+                raw_times[order] if not hasattr(raw_times, "take") else raw_times.take(order)
+            )
+            Y, cov, w, m = Y[order], cov[order], w[order], m[order]
+        axis, tau = TimeAxis.fit(raw_times)
+        Y, keep = drop_missing(Y)
+        tau, cov, w, m = tau[keep], cov[keep], w[keep], m[keep]
+        if not keep[0]:
+            # t0 must be the first *training* time so that tau >= 0
+            axis.t0 += tau[0] * axis.unit
+            tau = tau - tau[0]
+        axis.end = float(tau[-1])
+        axis.step = float(np.median(np.diff(tau))) if len(tau) > 1 else 1.0
+        self.dist.check_support(Y)
+        span = float(tau[-1] - tau[0])
+        pinned = [axis.period_to_tau(p) for p in (c.periods or [])]
+        longest = max(pinned, default=0.0)
+        need = max(MIN_POINTS, int(math.ceil(2 * longest / axis.step)) if longest else 0)
+        if len(Y) < need:
+            raise DPKInputError(
+                f"only {len(Y)} valid points; need at least {need} (max(50, two longest periods)). "
+                "Give a longer series or shorter periods."
+            )
+        for p in pinned:
+            if p <= 2 * axis.step:
+                raise DPKInputError(
+                    f"period {p:g} is <= 2 steps ({2 * axis.step:g}); it cannot be resolved."
+                )
+            if p > span / 2 and not c.allow_single_cycle:
+                raise DPKInputError(
+                    f"period {p:g} is longer than half the span ({span / 2:g}); pass allow_single_cycle=True "
+                    "to allow it, or give more data."
+                )
+        spread = Y.std(axis=0)
+        if np.any(spread == 0):
+            j = int(np.argmax(spread == 0))
+            raise DPKInputError(
+                f"y is constant (column {j} is always {Y[0, j]:g}): there is nothing to forecast "
+                "beyond that constant. Use a constant forecast, or check the data."
+            )
+        self.cov_mean_ = cov.mean(axis=0) if cov.shape[1] else np.zeros(0)
+        self.cov_std_ = cov.std(axis=0) if cov.shape[1] else np.zeros(0)
+        if np.any(self.cov_std_ == 0):
+            j = int(np.argmax(self.cov_std_ == 0))
+            raise DPKInputError(
+                f"covariate {cov_names[j]!r} is constant on the training data; drop it (it cannot be z-scored)."
+            )
+        self.center_, self.scale_ = self._scaling(Y)
+        Ys = (Y - self.center_) / self.scale_
+
+        sizes = self._blocks(pinned)
+        n_found = max(sizes) - len(pinned)
+        found = (
+            initial_periods(
+                Ys, tau, n_found, exclude=pinned, min_period=2 * axis.step, max_period=span / 2
+            )
+            if n_found > 0
+            else []
+        )
+        while len(found) < n_found:  # periodogram ran out of peaks: spread the rest
+            found.append(span / (3 + len(found)))
+        omega0, pin_mask, searchable = [], [], []
+        for K in sizes:
+            per = (pinned + found)[:K]
+            omega0.append([2 * math.pi / p for p in per])
+            pin_mask.append([i < len(pinned) for i in range(K)])
+            searchable.append([i for i in range(len(pinned), K)] if c.search_cutoff > 0 else [])
+        self.axis_ = axis
+        self.covariate_names_ = cov_names
+        self.output_ = target.output
+        self.n_outputs_ = Y.shape[1]
+        rng = np.random.default_rng(c.seed)
+        gen = torch.Generator().manual_seed(c.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(c.seed)
+            self.net_ = DPKNet(
+                omega0,
+                pin_mask,
+                max(span, 1e-9),
+                cov.shape[1],
+                c.hidden,
+                Y.shape[1],
+                c.trend,
+                self.dist.init_raw(Ys),
+            ).to(c.device)
+        data = self._tensors(
+            tau, (cov - self.cov_mean_) / np.where(self.cov_std_ > 0, self.cov_std_, 1), Ys, w, m
+        )
+        block = 168.0 if axis.kind == "datetime" else max(7.0, 0.02 * span)
+        tr_idx, va_idx = split_validation(len(Ys), tau, c.val, c.val_fraction, rng, block)
+        if len(tr_idx) < 10:
+            raise DPKInputError(
+                "too few training points left after the validation split; lower val_fraction."
+            )
+        settings = TrainSettings(
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            lr=c.lr,
+            lr_omega=c.lr_omega,
+            weight_decay=c.weight_decay,
+            patience=c.patience,
+            search_interval=c.search_interval,
+            search_cutoff=c.search_cutoff,
+            sample_num=c.sample_num,
+            heuristic=c.heuristic,
+            search_method=c.search_method,
+            searchable=searchable,
+            progress=c.progress,
+        )
+        tr = data.subset(torch.as_tensor(tr_idx))
+        va = data.subset(torch.as_tensor(va_idx)) if len(va_idx) else None
+        with _deterministic(self.config.device):
+            self.history_ = train(self.net_, self.dist, tr, va, settings, gen)
+        self._check_finite()
+        self.n_parameters_ = count_parameters(self.net_)
+        self.training_range_ = (float(tau[0]), float(tau[-1]))
+        self.pit_calibration_ = None
+        self.residual_calibration_ = None
+        if c.conformal:
+            self._calibrate(tau[va_idx], cov[va_idx], Y[va_idx])
+        self.ar_ = None
+        if c.residual_ar > 0:
+            self._fit_residual_ar(tau, cov, Y)
+        return self
+
+    def _scaling(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kind = self.dist.scaling
+        d = Y.shape[1]
+        if kind == "none":
+            return np.zeros(d), np.ones(d)
+        if kind == "mean":
+            return np.zeros(d), Y.mean(axis=0)
+        if self.config.scaling == "robust":
+            q25, q50, q75 = np.percentile(Y, [25, 50, 75], axis=0)
+            iqr = 0.7413 * (q75 - q25)
+            return q50, np.where(iqr > 0, iqr, Y.std(axis=0))
+        return Y.mean(axis=0), Y.std(axis=0)
+
+    def _tensors(self, tau, cov_z, Ys, w, m) -> TrainData:
+        dev = self.config.device
+        return TrainData(
+            torch.as_tensor(tau, dtype=torch.float64, device=dev),
+            torch.as_tensor(cov_z, dtype=torch.float32, device=dev).reshape(len(tau), -1),
+            torch.as_tensor(Ys, dtype=torch.float32, device=dev),
+            torch.as_tensor(w, dtype=torch.float32, device=dev),
+            torch.as_tensor(m, dtype=torch.bool, device=dev),
+        )
+
+    def _check_finite(self) -> None:
+        for name, p in self.net_.state_dict().items():
+            if torch.is_floating_point(p) and not torch.isfinite(p).all():
+                raise DPKInputError(
+                    f"parameter {name} is not finite after training; check the data scale."
+                )
+
+    # ------------------------------------------------------------------ predict
+    def _require_fitted(self) -> None:
+        if self.net_ is None:
+            raise DPKNotFittedError("this DPK is not fitted yet; call .fit(y, ...) first.")
+
+    def _scaled_params(self, tau: np.ndarray, cov: np.ndarray) -> dict[str, np.ndarray]:
+        cov_z = (cov - self.cov_mean_) / np.where(self.cov_std_ > 0, self.cov_std_, 1)
+        dev = self.config.device
+        with torch.no_grad():
+            self.net_.eval()
+            raw = self.net_(
+                torch.as_tensor(tau, dtype=torch.float64, device=dev),
+                torch.as_tensor(cov_z, dtype=torch.float32, device=dev).reshape(len(tau), -1),
+            )
+            params = self.dist.link(raw)
+        return {k: v.double().cpu().numpy() for k, v in params.items()}
+
+    def _params(self, tau: np.ndarray, cov: np.ndarray) -> dict[str, np.ndarray]:
+        return self.dist.unscale(self._scaled_params(tau, cov), self.center_, self.scale_)
+
+    def _resolve_times(self, times: Any, horizon: int | None) -> tuple[np.ndarray, Any]:
+        if times is None and horizon is None:
+            raise DPKInputError(
+                "pass the forecast times (times=...) or a number of steps (horizon=...)."
+            )
+        if times is not None:
+            raw = times.index if hasattr(times, "columns") else times
+            tau = self.axis_.to_tau(raw)
+            return tau, self.axis_.from_tau(tau)
+        tau = self.axis_.future_tau(int(horizon))
+        return tau, self.axis_.from_tau(tau)
+
+    def predict(
+        self,
+        times: Any = None,
+        horizon: int | None = None,
+        covariates: Any = None,
+        scenarios: Sequence[Any] | None = None,
+    ) -> Forecast:
+        """Predictive distribution at `times` (or the `horizon` steps after training).
+
+        `scenarios`: a list of covariate sets; the forecast is their uniform mixture.
+        """
+        self._require_fitted()
+        tau, index = self._resolve_times(times, horizon)
+        if scenarios is not None:
+            if covariates is not None:
+                raise DPKInputError("pass either covariates or scenarios, not both.")
+            sets = [coerce_covariates(s, len(tau), self.covariate_names_)[0] for s in scenarios]
+            if not sets:
+                raise DPKInputError("scenarios is empty; pass at least one covariate set.")
+        else:
+            sets = [coerce_covariates(covariates, len(tau), self.covariate_names_ or None)[0]]
+        per = [self._params(tau, cs) for cs in sets]
+        params = {k: np.stack([p[k] for p in per]) for k in per[0]}
+        o = self.output_
+        output = OutputSpec(o.kind, index, o.columns, o.series_dim, o.name)
+        shift = var = None
+        if self.ar_ is not None:
+            shift, var = self._ar_adjustment(tau)
+        return Forecast(
+            self.dist,
+            params,
+            output,
+            pit_calibration=self.pit_calibration_ if self.dist.probabilistic else None,
+            residual_calibration=self.residual_calibration_,
+            ar_shift=shift,
+            ar_var=var,
+            seed=self.config.seed,
+        )
+
+    # shortcuts ------------------------------------------------------------------------
+    def quantiles(self, q: Sequence[float] = DEFAULT_QUANTILES, **predict_kwargs: Any):
+        return self.predict(**predict_kwargs).quantile(q)
+
+    def sample(self, n: int = 100, seed: int | None = None, **predict_kwargs: Any):
+        return self.predict(**predict_kwargs).sample(n, seed)
+
+    def cdf(self, y: Any, **predict_kwargs: Any):
+        return self.predict(**predict_kwargs).cdf(y)
+
+    def pit(self, y: Any, **predict_kwargs: Any):
+        return self.predict(**predict_kwargs).pit(y)
+
+    def score(
+        self,
+        y: Any,
+        metrics: Sequence[str] = ("pinball", "crps", "coverage80", "nll"),
+        **predict_kwargs: Any,
+    ) -> dict[str, float]:
+        """Mean scores of the forecast at the given times against observations y."""
+        from .metrics import score_forecast
+
+        return score_forecast(self.predict(**predict_kwargs), y, metrics)
+
+    # ------------------------------------------------------------------ calibration extras
+    def _calibrate(self, tau: np.ndarray, cov: np.ndarray, Y: np.ndarray) -> None:
+        if len(tau) < 20:
+            raise DPKInputError("conformal=True needs >= 20 validation points; raise val_fraction.")
+        params = {k: v[None] for k, v in self._params(tau, cov).items()}
+        fc = Forecast(self.dist, params, seed=self.config.seed)
+        if self.dist.probabilistic:
+            self.pit_calibration_ = np.sort(np.asarray(fc.pit(Y)).reshape(len(Y), -1), axis=0)
+        else:
+            mu = params[self.dist.param_names[0]][0]
+            self.residual_calibration_ = np.sort(Y - mu, axis=0)
+
+    def _fit_residual_ar(self, tau: np.ndarray, cov: np.ndarray, Y: np.ndarray) -> None:
+        """Yule-Walker AR(p <= 3) on the normal scores of the in-sample PIT (per series)."""
+        from scipy import special
+
+        p = int(min(self.config.residual_ar, 3))
+        if not self.dist.probabilistic:
+            raise DPKInputError("residual_ar needs a probabilistic distribution (not 'mse').")
+        params = {k: v[None] for k, v in self._params(tau, cov).items()}
+        u = np.asarray(Forecast(self.dist, params, seed=self.config.seed).pit(Y)).reshape(
+            len(Y), -1
+        )
+        z = special.ndtri(np.clip(u, 1e-6, 1 - 1e-6))
+        phis, sig2 = [], []
+        for j in range(z.shape[1]):
+            x = z[:, j] - z[:, j].mean()
+            acov = np.array([np.dot(x[: len(x) - k], x[k:]) / len(x) for k in range(p + 1)])
+            R = np.array([[acov[abs(a - b)] for b in range(p)] for a in range(p)])
+            phi = np.linalg.solve(R + 1e-9 * np.eye(p), acov[1 : p + 1])
+            phis.append(phi)
+            sig2.append(max(acov[0] - phi @ acov[1 : p + 1], 1e-9))
+        self.ar_ = {
+            "phi": np.array(phis),
+            "sigma2": np.array(sig2),
+            "last": z[-p:].T.copy(),
+            "end": float(tau[-1]),
+        }
+
+    def _ar_adjustment(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        phi, sig2, last = self.ar_["phi"], self.ar_["sigma2"], self.ar_["last"]
+        d, p = phi.shape
+        leads = np.maximum(np.round((tau - self.ar_["end"]) / self.axis_.step).astype(int), 1)
+        hmax = int(min(leads.max(), 100_000))
+        m = np.zeros((hmax + 1, d))
+        v = np.zeros((hmax + 1, d))
+        for j in range(d):
+            hist = list(last[j])
+            psi = [1.0]
+            for h in range(1, hmax + 1):
+                nxt = float(np.dot(phi[j], hist[::-1][:p]))
+                hist.append(nxt)
+                m[h, j] = nxt
+                if h > 1:
+                    psi.append(float(sum(phi[j][i] * psi[-1 - i] for i in range(min(p, len(psi))))))
+                v[h, j] = sig2[j] * float(np.sum(np.square(psi)))
+            # stationary variance: normalise so v_h -> 1
+            psi_inf = psi + []
+            for _ in range(200):
+                psi_inf.append(
+                    float(sum(phi[j][i] * psi_inf[-1 - i] for i in range(min(p, len(psi_inf)))))
+                )
+            vinf = sig2[j] * float(np.sum(np.square(psi_inf)))
+            m[:, j] /= math.sqrt(vinf)
+            v[:, j] /= vinf
+        h = np.minimum(leads, hmax)
+        return m[h], np.maximum(v[h], 1e-6)
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def periods_(self) -> list[list[float]]:
+        """Current periods per head, in tau units (hours for datetimes, steps/units otherwise)."""
+        self._require_fitted()
+        return [
+            (2 * math.pi / b.omegas().detach().cpu().numpy()).tolist() for b in self.net_.blocks
+        ]
+
+    def update(self, y: Any, times: Any = None, covariates: Any = None, epochs: int = 20) -> DPK:
+        """Warm fine-tune on new observations (same scaling, no frequency search)."""
+        self._require_fitted()
+        target = coerce_target(y, times)
+        T = len(target.y)
+        cov, _ = coerce_covariates(covariates, T, self.covariate_names_ or None)
+        raw_times = (
+            target.times
+            if target.times is not None
+            else self.axis_.end + self.axis_.step * np.arange(1, T + 1) + self.axis_.t0
+        )
+        tau = self.axis_.to_tau(raw_times)
+        Y, keep = drop_missing(target.y)
+        tau, cov = tau[keep], cov[keep]
+        self.dist.check_support(Y)
+        Ys = (Y - self.center_) / self.scale_
+        data = self._tensors(
+            tau,
+            (cov - self.cov_mean_) / np.where(self.cov_std_ > 0, self.cov_std_, 1),
+            Ys,
+            np.ones(len(Y)),
+            np.ones(len(Y), bool),
+        )
+        c = self.config
+        s = TrainSettings(
+            epochs=epochs,
+            batch_size=c.batch_size,
+            lr=c.lr,
+            lr_omega=0.0,
+            weight_decay=c.weight_decay,
+            patience=epochs + 1,
+            search_cutoff=0,
+        )
+        with _deterministic(self.config.device):
+            train(self.net_, self.dist, data, None, s, torch.Generator().manual_seed(c.seed))
+        for b in self.net_.blocks:
+            b.delta.requires_grad_(True)
+        self.axis_.end = max(self.axis_.end, float(tau[-1]))
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Any, overwrite: bool = False) -> None:
+        from .io import save_model
+
+        self._require_fitted()
+        save_model(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: Any) -> DPK:
+        from .io import load_model
+
+        return load_model(path)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"DPK(distribution={c.distribution!r}, periods={c.periods}, n_search={c.n_search}, epochs={c.epochs})"

@@ -1,0 +1,133 @@
+"""The DPK network: one frequency block and one small tanh MLP per distribution parameter.
+
+Head j reads [cos(omega_jk tau), sin(omega_jk tau) for k < K_j, standardised covariates] and
+outputs d raw values. omega = omega0 + Delta / tau_span, with Delta trained (phases kept in
+float64); pinned slots ignore Delta.  An explicit trend beta0 + beta1 s (+ beta2 s^2, + hinge
+terms for 'piecewise'), s = tau / tau_span, is added to the location head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+TRENDS = ("none", "constant", "linear", "quadratic", "piecewise")
+N_CHANGEPOINTS = 10
+
+
+class FrequencyBlock(nn.Module):
+    """omega_k = omega0_k + Delta_k / span (Delta ignored on pinned slots)."""
+
+    def __init__(self, omega0: Sequence[float], pinned: Sequence[bool], span: float):
+        super().__init__()
+        self.register_buffer("omega0", torch.tensor(list(omega0), dtype=torch.float64))
+        self.register_buffer("pinned", torch.tensor(list(pinned), dtype=torch.bool))
+        self.register_buffer("span", torch.tensor(float(span), dtype=torch.float64))
+        self.delta = nn.Parameter(torch.zeros(len(omega0), dtype=torch.float64))
+
+    @property
+    def size(self) -> int:
+        return int(self.omega0.numel())
+
+    def omegas(self) -> torch.Tensor:
+        return (
+            self.omega0
+            + torch.where(self.pinned, torch.zeros_like(self.delta), self.delta) / self.span
+        )
+
+    def features(
+        self, tau: torch.Tensor, override: tuple[int, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """(N, 2K) float32 features; `override=(k, phase)` replaces slot k's phase."""
+        if self.size == 0:
+            return torch.zeros(tau.shape[0], 0, dtype=torch.float32, device=tau.device)
+        phase = torch.remainder(tau[:, None] * self.omegas()[None, :], 2 * np.pi)
+        if override is not None:
+            k, ph = override
+            ph = ph.to(phase.dtype).expand(tau.shape[0]) if ph.dim() <= 1 else ph
+            phase = phase.clone()
+            phase[:, k] = ph.reshape(-1)
+        phase = phase.float()
+        return torch.cat([torch.cos(phase), torch.sin(phase)], dim=1)
+
+
+def make_head(n_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = n_in
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.Tanh()]
+        width = h
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class DPKNet(nn.Module):
+    def __init__(
+        self,
+        omega0: Sequence[Sequence[float]],
+        pinned: Sequence[Sequence[bool]],
+        span: float,
+        n_cov: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        trend: str,
+        init_bias: np.ndarray,
+    ):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            FrequencyBlock(w, p, span) for w, p in zip(omega0, pinned, strict=True)
+        )
+        self.heads = nn.ModuleList(
+            make_head(2 * b.size + n_cov, hidden, out_dim) for b in self.blocks
+        )
+        with torch.no_grad():
+            for head, bias in zip(self.heads, init_bias, strict=True):
+                head[-1].bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+        self.trend = trend
+        degree = {"none": -1, "constant": 0, "linear": 1, "quadratic": 2, "piecewise": 1}[trend]
+        self.trend_beta = nn.Parameter(torch.zeros(degree + 1, out_dim))
+        if trend == "piecewise":
+            cps = np.linspace(0.0, 0.8, N_CHANGEPOINTS + 1)[1:]
+            self.register_buffer("changepoints", torch.tensor(cps, dtype=torch.float32))
+            self.trend_hinge = nn.Parameter(torch.zeros(N_CHANGEPOINTS, out_dim))
+        self.register_buffer("span", torch.tensor(float(span), dtype=torch.float64))
+
+    @property
+    def n_heads(self) -> int:
+        return len(self.heads)
+
+    def head_raw(
+        self,
+        j: int,
+        tau: torch.Tensor,
+        cov: torch.Tensor,
+        override: tuple[int, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        x = torch.cat([self.blocks[j].features(tau, override), cov], dim=1)
+        return self.heads[j](x)
+
+    def trend_term(self, tau: torch.Tensor) -> torch.Tensor:
+        s = (tau / self.span).float()[:, None]
+        out = torch.zeros(s.shape[0], self.trend_beta.shape[1], device=s.device)
+        for p in range(self.trend_beta.shape[0]):
+            out = out + self.trend_beta[p] * s**p
+        if self.trend == "piecewise":
+            out = out + torch.relu(s - self.changepoints[None, :]) @ self.trend_hinge
+        return out
+
+    def forward(self, tau: torch.Tensor, cov: torch.Tensor) -> list[torch.Tensor]:
+        raw = [self.head_raw(j, tau, cov) for j in range(self.n_heads)]
+        raw[0] = raw[0] + self.trend_term(tau)
+        return raw
+
+    def penalty(self) -> torch.Tensor:
+        if self.trend == "piecewise":
+            return 1e-3 * self.trend_hinge.abs().sum()
+        return torch.zeros((), device=self.trend_beta.device)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return int(sum(p.numel() for p in net.parameters()))
