@@ -49,7 +49,7 @@ def save_vector(vector: ReadingVector, path: str | os.PathLike[str]) -> Path:
     meta["layer_index"] = "block_0based"
     meta["signs"] = {str(k): int(v) for k, v in vector.signs.items()}
     meta["calibration"] = {str(k): v for k, v in vector.calibration.items()}
-    from .. import __version__
+    from .._version import __version__
 
     meta["package_version"] = __version__
     tmp = path.with_name(path.name + ".tmp")
