@@ -181,3 +181,85 @@ def _read_texts(path: Path) -> list[str]:
 
 
 # --- llm commands ---
+
+
+@app.command("llm-ping")
+def llm_ping(
+    url: Annotated[
+        str, typer.Argument(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    ],
+    model: Annotated[str, typer.Argument(help="model name served there")],
+    api_key_env: Annotated[
+        str, typer.Option(help="environment variable holding the API key (loopback: may be unset)")
+    ] = "OPENAI_API_KEY",
+    timeout: Annotated[float, typer.Option(help="seconds per attempt")] = 30.0,
+) -> None:
+    """Send one short chat request to URL/MODEL and print the reply, latency and token counts."""
+    from lm_kit.llm.errors import LLMError
+    from lm_kit.llm.report import ping
+
+    try:
+        info = ping(url, model, api_key_env=api_key_env, timeout=timeout)
+    except LLMError as e:
+        console.print(f"[red]llm-ping failed:[/] {e}")
+        raise typer.Exit(1) from None
+    console.print(f"reply: {info['text']!r} (finish_reason={info['finish_reason']})")
+    console.print(
+        f"latency {info['latency_s']} s, attempts {info['attempts']}, "
+        f"tokens {info['prompt_tokens']} in / {info['completion_tokens']} out"
+    )
+    if info["models"]:
+        console.print(f"models listed: {', '.join(info['models'][:20])}")
+
+
+@app.command("usage")
+def usage_cmd(
+    directory: Annotated[Path, typer.Argument(help="folder (or file) with audit *.jsonl logs")],
+    prices: Annotated[
+        Path | None, typer.Option(help="YAML/JSON {model: {input, output}} in $/1M tokens")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Sum the LLM audit logs in DIRECTORY per stage and model: requests, hits, tokens, cost."""
+    from lm_kit.llm.meter import PriceTable
+    from lm_kit.llm.report import summarise_audit
+
+    try:
+        meter = summarise_audit(directory, PriceTable.from_yaml(prices) if prices else None)
+    except (FileNotFoundError, ValueError) as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from None
+    rows = meter.to_json()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"LLM usage in {directory}")
+    for col in (
+        "stage",
+        "model",
+        "requests",
+        "cache hits",
+        "retries",
+        "failures",
+        "prompt tok",
+        "completion tok",
+        "saved tok",
+        "cost $",
+    ):
+        table.add_column(col)
+    for r in rows:
+        cost = "unknown" if r["cost_usd"] is None else f"{r['cost_usd']:.4f}"
+        saved = r["saved_prompt_tokens"] + r["saved_completion_tokens"]
+        table.add_row(
+            r["stage"],
+            r["model"],
+            str(r["requests"]),
+            str(r["cache_hits"]),
+            str(r["retries"]),
+            str(r["failures"]),
+            str(r["prompt_tokens"]),
+            str(r["completion_tokens"]),
+            str(saved),
+            cost,
+        )
+    console.print(table)
