@@ -297,6 +297,7 @@ class FakeOpenAIServer:
 def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else Nagle + delayed ACK add ~40 ms per response
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
             return
