@@ -1,0 +1,332 @@
+"""Memory-mapped reader of a finished latent cache (format: see the package README)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from sae_core.cache.stats import LatentStats
+from sae_core.cache.topn import window_hash
+from sae_core.errors import CacheError
+
+
+@dataclass
+class Window:
+    """Tokens ``[start, end)`` of one row (one document piece); ``peak`` is the global token of the max."""
+
+    row: int
+    start: int
+    end: int
+    doc_id: int
+    doc_offset: int
+    tokens: np.ndarray
+    peak: int
+    ctx: int = 0
+    max_activation: float = float("nan")
+    bin: int = -1
+
+    @property
+    def peak_pos(self) -> int:
+        """Position of the peak in its row."""
+        return int(self.peak) % self.ctx
+
+    @property
+    def peak_index(self) -> int:
+        """Index of the peak inside ``tokens``."""
+        return self.peak_pos - self.start
+
+    def global_tokens(self) -> np.ndarray:
+        return self.row * self.ctx + np.arange(self.start, self.end)
+
+
+class LatentCache:
+    """Read one coder's latents from a cache directory.
+
+    ``LatentCache.open(dir)`` picks the only coder (or pass ``coder="<site>/<name>"``).
+    """
+
+    def __init__(self, root: Path, manifest: dict, coder: str, verify: bool = False):
+        self.root = root
+        self.manifest = manifest
+        self.coder = coder
+        self.meta = manifest["coders"][coder]
+        self.ctx: int = int(manifest["ctx"])
+        self.window_width: int = int(manifest["window"])
+        self.tok_bytes: int = int(manifest["tok_bytes"])
+        self.n_latents: int = int(self.meta["n_latents"])
+        self._shards = sorted(self.meta["shards"], key=lambda s: s["lo"])
+        self._lo = np.array([s["lo"] for s in self._shards])
+        self._mm: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        if verify:
+            self.verify()
+
+    # ------------------------------------------------------------------ opening
+    @staticmethod
+    def list_coders(path: str | Path) -> list[str]:
+        return sorted(LatentCache._manifest(Path(path))["coders"])
+
+    @staticmethod
+    def _manifest(root: Path) -> dict:
+        mpath = root / "manifest.json"
+        if not mpath.is_file():
+            raise CacheError(
+                f"{root} is not a latent cache (no manifest.json); create it with cache_latents"
+            )
+        m = json.loads(mpath.read_text())
+        if not m.get("complete"):
+            raise CacheError(
+                f"{root} is an unfinished cache; rerun cache_latents with the same arguments to resume"
+            )
+        return m
+
+    @classmethod
+    def open(cls, path: str | Path, coder: str | None = None, verify: bool = False) -> LatentCache:
+        root = Path(path)
+        m = cls._manifest(root)
+        names = sorted(m["coders"])
+        if coder is None:
+            if len(names) != 1:
+                raise CacheError(f"{root} holds several coders {names}; pass coder=")
+            coder = names[0]
+        if coder not in m["coders"]:
+            raise CacheError(f"coder {coder!r} not in {root}; available: {names}")
+        return cls(root, m, coder, verify)
+
+    @property
+    def coders(self) -> list[str]:
+        return sorted(self.manifest["coders"])
+
+    def with_coder(self, coder: str) -> LatentCache:
+        return LatentCache.open(self.root, coder)
+
+    def verify(self) -> None:
+        """Check every shard file against the manifest's sha256 (raises naming the shard)."""
+        for s in self._shards:
+            d = self.root / self.coder / f"shard_{s['lo']}_{s['hi']}"
+            for f, want in s["sha256"].items():
+                h = hashlib.sha256((d / f).read_bytes()).hexdigest()
+                if h != want:
+                    raise CacheError(
+                        f"checksum mismatch in {d / f}; the shard is corrupt: rebuild the cache"
+                    )
+
+    # ------------------------------------------------------------------ tokens
+    @cached_property
+    def tokens(self) -> np.ndarray:
+        return np.load(self.root / "tokens.npy", mmap_mode="r")
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        return np.load(self.root / "rows.npy", mmap_mode="r")
+
+    @cached_property
+    def recorded(self) -> np.ndarray:
+        packed = np.load(self.root / "mask.npy")
+        return np.unpackbits(packed, axis=-1, count=self.ctx).astype(bool)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.manifest["n_rows"])
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.manifest["n_tokens"])
+
+    # ------------------------------------------------------------------ latents
+    def _shard(self, i: int) -> tuple[dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        if not 0 <= i < self.n_latents:
+            raise IndexError(f"latent {i} out of range 0..{self.n_latents - 1}")
+        k = int(np.searchsorted(self._lo, i, side="right") - 1)
+        s = self._shards[k]
+        if k not in self._mm:
+            d = self.root / self.coder / f"shard_{s['lo']}_{s['hi']}"
+            self._mm[k] = (
+                np.load(d / "indptr.npy", mmap_mode="r"),
+                np.load(d / "tok.npy", mmap_mode="r"),
+                np.load(d / "val.npy", mmap_mode="r"),
+            )
+        return s, self._mm[k]
+
+    def _decode_tok(self, t: np.ndarray) -> np.ndarray:
+        if self.tok_bytes == 3:
+            t = np.asarray(t, dtype=np.uint32)
+            return (t[:, 0] | (t[:, 1] << 8) | (t[:, 2] << 16)).astype(np.int64)
+        return np.asarray(t, dtype=np.int64)
+
+    def latent(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(global token ids int64 sorted ascending, values float32) of latent ``i``."""
+        s, (indptr, tok, val) = self._shard(i)
+        a, b = int(indptr[i - s["lo"]]), int(indptr[i - s["lo"] + 1])
+        return self._decode_tok(tok[a:b]), np.asarray(val[a:b], dtype=np.float32)
+
+    def count(self, i: int) -> int:
+        s, (indptr, _, _) = self._shard(i)
+        return int(indptr[i - s["lo"] + 1] - indptr[i - s["lo"]])
+
+    @cached_property
+    def stats(self) -> LatentStats:
+        with np.load(self.root / self.coder / "stats.npz") as z:
+            return LatentStats.from_state({k: z[k] for k in z.files})
+
+    @cached_property
+    def _topn(self) -> dict[str, np.ndarray]:
+        with np.load(self.root / self.coder / "topn.npz") as z:
+            return {k: z[k] for k in z.files}
+
+    @cached_property
+    def _res(self) -> dict[str, np.ndarray]:
+        with np.load(self.root / self.coder / "reservoir.npz") as z:
+            return {k: z[k] for k in z.files}
+
+    def topn(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-N window maxima of latent ``i`` (descending) and their peak global tokens."""
+        v, k = self._topn["val"][i], self._topn["key"][i]
+        ok = np.isfinite(v)
+        return v[ok], k[ok].astype(np.int64)
+
+    def reservoir(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hash ascending, peak global tokens, window maxima): a uniform sample of active windows."""
+        h = self._res["hash"][i]
+        ok = h != np.iinfo(np.uint64).max
+        return h[ok], self._res["key"][i][ok].astype(np.int64), self._res["val"][i][ok]
+
+    def max_activation(self, i: int | None = None) -> float:
+        return float(self.stats.max.max() if i is None else self.stats.max[i])
+
+    # ------------------------------------------------------------------ windows
+    def row_span(self, row: int) -> tuple[int, int]:
+        """[first, end) positions of the row's document tokens (BOS and padding excluded)."""
+        first = 1 if self.manifest.get("bos_in_row") else 0
+        return first, int(self.rows[row, 2])
+
+    def window(
+        self, peak: int, width: int | None = None, peak_offset: int = 24, align: str = "peak"
+    ) -> Window:
+        """The window around global token ``peak``, clipped to its document piece (never crosses documents).
+
+        ``align="peak"``: the peak sits at ``peak_offset``; ``align="grid"``: the ``width``-token grid cell.
+        """
+        width = width or self.window_width
+        row, pos = divmod(int(peak), self.ctx)
+        first, end_real = self.row_span(row)
+        if align == "grid":
+            start = (pos // width) * width
+        elif align == "peak":
+            start = pos - min(peak_offset, width - 1)
+        else:
+            raise ValueError(f"align must be 'peak' or 'grid', got {align!r}")
+        a, b = max(start, first), min(start + width, end_real)
+        return Window(
+            row,
+            a,
+            b,
+            int(self.rows[row, 0]),
+            int(self.rows[row, 1]) + a - first,
+            np.asarray(self.tokens[row, a:b]),
+            int(peak),
+            self.ctx,
+        )
+
+    def window_activations(self, i: int, w: Window) -> np.ndarray:
+        tok, val = self.latent(i)
+        g0 = w.row * self.ctx
+        lo, hi = np.searchsorted(tok, [g0 + w.start, g0 + w.end])
+        out = np.zeros(w.end - w.start, np.float32)
+        out[tok[lo:hi] - g0 - w.start] = val[lo:hi]
+        return out
+
+    def dense_row_activations(self, i: int, row: int) -> np.ndarray:
+        tok, val = self.latent(i)
+        lo, hi = np.searchsorted(tok, [row * self.ctx, (row + 1) * self.ctx])
+        out = np.zeros(self.ctx, np.float32)
+        out[tok[lo:hi] - row * self.ctx] = val[lo:hi]
+        return out
+
+    def top_windows(
+        self, i: int, n: int = 20, width: int | None = None, peak_offset: int = 24
+    ) -> list[Window]:
+        """Up to ``n`` top windows from the top-N heap, overlapping peaks removed (non-max suppression)."""
+        width = width or self.window_width
+        vals, peaks = self.topn(i)
+        kept: list[Window] = []
+        taken: dict[int, list[int]] = {}
+        for v, p in zip(vals, peaks, strict=True):
+            row, pos = divmod(int(p), self.ctx)
+            if any(abs(pos - q) < width for q in taken.get(row, [])):
+                continue
+            w = self.window(int(p), width, peak_offset)
+            w.max_activation = float(v)
+            kept.append(w)
+            taken.setdefault(row, []).append(pos)
+            if len(kept) == n:
+                break
+        return kept
+
+    def active_windows(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """All active grid cells of latent ``i`` from the CSR: (peak global tokens, window maxima)."""
+        tok, val = self.latent(i)
+        if tok.size == 0:
+            return tok, val
+        row, pos = np.divmod(tok, self.ctx)
+        cell = row * (-(-self.ctx // self.window_width)) + pos // self.window_width
+        starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+        maxima = np.maximum.reduceat(val, starts)
+        peaks = np.empty(starts.size, np.int64)
+        for j, (a, b) in enumerate(zip(starts, np.r_[starts[1:], tok.size], strict=True)):
+            peaks[j] = tok[a + int(np.argmax(val[a:b]))]
+        return peaks, maxima
+
+    def quantile_sample(
+        self,
+        i: int,
+        bins: int = 10,
+        per_bin: int = 4,
+        split: str = "train",
+        seed: int = 0,
+        width: int | None = None,
+        peak_offset: int = 24,
+    ) -> list[Window]:
+        """Equal-count activation bins over all active windows (exact, from the CSR); ``per_bin`` windows
+        per bin. ``split`` ∈ {train, test, all}: a window is train iff h(seed, window) is even, so train and
+        test never share a window. Fewer windows than asked → fewer returned (never skipped)."""
+        peaks, maxima = self.active_windows(i)
+        if peaks.size == 0:
+            return []
+        row, pos = np.divmod(peaks, self.ctx)
+        cell = row * (-(-self.ctx // self.window_width)) + pos // self.window_width
+        h = window_hash(seed, 0, cell)
+        if split in ("train", "test"):
+            keep = (h % np.uint64(2) == 0) if split == "train" else (h % np.uint64(2) == 1)
+        elif split == "all":
+            keep = np.ones(peaks.size, bool)
+        else:
+            raise ValueError(f"split must be train, test or all, got {split!r}")
+        order = np.lexsort((peaks, maxima))  # ascending activation
+        bin_of = np.empty(peaks.size, np.int64)
+        bin_of[order] = np.arange(peaks.size) * bins // peaks.size
+        out: list[Window] = []
+        pick_h = window_hash(seed + 1, 0, cell)
+        for b in range(bins):
+            cand = np.flatnonzero((bin_of == b) & keep)
+            cand = cand[np.argsort(pick_h[cand], kind="stable")][:per_bin]
+            for j in cand:
+                w = self.window(int(peaks[j]), width, peak_offset)
+                w.max_activation, w.bin = float(maxima[j]), b
+                out.append(w)
+        return out
+
+    def single_token_latents(self, threshold: float = 0.9) -> np.ndarray:
+        """Latents whose top-N peaks sit on one token id ≥ ``threshold`` of the time."""
+        keys = self._topn["key"]
+        ok = np.isfinite(self._topn["val"])
+        out = np.zeros(self.n_latents, bool)
+        flat_tok = np.asarray(self.tokens).ravel()
+        for i in np.flatnonzero(ok.any(1)):
+            ids = flat_tok[keys[i][ok[i]].astype(np.int64)]
+            out[i] = np.bincount(ids).max() >= threshold * ids.size
+        return out
