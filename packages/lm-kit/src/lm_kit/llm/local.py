@@ -68,7 +68,7 @@ class _SeededSampler:
             probs = probs / probs.sum(-1, keepdim=True)
         forced = torch.full_like(scores, float("-inf"))
         for i, g in enumerate(self.generators):
-            tok = torch.multinomial(probs[i].cpu(), 1, generator=g).item()
+            tok = int(torch.multinomial(probs[i].cpu(), 1, generator=g).item())
             forced[i, tok] = 0.0
         return forced
 

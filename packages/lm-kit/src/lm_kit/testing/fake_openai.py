@@ -265,14 +265,14 @@ class FakeOpenAIServer:
                 ],
                 "usage": usage,
             }
-        lp = None
+        clp: dict[str, Any] | None = None
         if give_lp:
             k = int(body.get("logprobs") or 0)
             offsets, pos = [], 0
             for t in tokens:
                 offsets.append(pos)
                 pos += len(t)
-            lp = {
+            clp = {
                 "tokens": tokens,
                 "token_logprobs": [_fake_logprob(i) for i in range(len(tokens))],
                 "top_logprobs": [
@@ -289,7 +289,7 @@ class FakeOpenAIServer:
             "object": "text_completion",
             "created": created,
             "model": model,
-            "choices": [{"index": 0, "text": text, "logprobs": lp, "finish_reason": finish}],
+            "choices": [{"index": 0, "text": text, "logprobs": clp, "finish_reason": finish}],
             "usage": usage,
         }
 
