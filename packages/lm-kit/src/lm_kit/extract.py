@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from lm_kit.hookpoints import Site, probe_widths, resolve_many
 from lm_kit.hooks import capture, run
-from lm_kit.positions import read_tokens
+from lm_kit.positions import position_ids_from_mask, read_tokens
 
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
@@ -212,7 +212,12 @@ def extract(
             batch = batches[bi]
             ids, mask = _pad_left([docs[i] for i in batch], pad_id)
             with capture(model, resolved, to="cpu", dtype=torch.float32, stop_at="auto") as cap:
-                run(model, input_ids=ids.to(dev), attention_mask=mask.to(dev))
+                run(
+                    model,
+                    input_ids=ids.to(dev),
+                    attention_mask=mask.to(dev),
+                    position_ids=position_ids_from_mask(mask).to(dev),
+                )
             for name in names:
                 x = cap[name]
                 if per_token:

@@ -7,6 +7,7 @@ tokens of its row is ``r = cumsum(M) - 1``, and the last real column is
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,15 @@ def real_positions(mask: torch.Tensor) -> torch.Tensor:
     """``r = cumsum(M) - 1``: position of each column among its row's real tokens (pads: -1 or stale)."""
     m = mask.to(torch.long)
     return m.cumsum(-1) - 1
+
+
+def position_ids_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """``position_ids`` for a padded batch: ``cumsum(M) - 1`` clamped at 0 (pads get 0).
+
+    Pass these with left padding: models with absolute position embeddings (GPT-2) otherwise
+    see shifted positions and give different activations than an unpadded run.
+    """
+    return real_positions(mask).clamp(min=0)
 
 
 @dataclass(frozen=True)
@@ -254,6 +264,12 @@ class PositionContext:
 
 def _tag(fn: Any) -> Any:
     """Mark a hook as lm-kit's so ``assert_no_hooks`` can tell it from transformers' own hooks."""
+    if inspect.ismethod(fn):
+        method = fn
+
+        def fn(*args: Any, **kwargs: Any) -> Any:
+            return method(*args, **kwargs)
+
     fn._lm_kit_hook = True  # type: ignore[attr-defined]
     return fn
 
