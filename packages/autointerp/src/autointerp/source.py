@@ -1,0 +1,131 @@
+"""Where activations come from: a small protocol, an in-memory implementation, and the
+adapter to sae-core's streaming latent cache.
+
+A source exposes the token stream once (ids, document ids, segment ids, recording mask) and
+per-latent sparse slices ``(global_token_index, value)`` sorted by token index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@runtime_checkable
+class ActivationSource(Protocol):
+    n_latents: int
+    token_ids: np.ndarray  # [T] int
+    doc_ids: np.ndarray  # [T] int (split unit)
+    segment_ids: np.ndarray  # [T] int (contiguous run a window may not cross: a row / document)
+    valid: np.ndarray  # [T] bool recording mask (BOS/pad/EOS separators False)
+
+    def latent(self, i: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def decode(self, ids: Sequence[int]) -> list[str]: ...
+
+
+class UnknownLatentError(ValueError):
+    pass
+
+
+def check_latent(source: ActivationSource, i: int) -> None:
+    if not 0 <= int(i) < source.n_latents:
+        raise UnknownLatentError(
+            f"latent {i} does not exist: this cache has latents 0..{source.n_latents - 1}; "
+            "pass indices in that range (or --latents N to take the first N)"
+        )
+
+
+class InMemorySource:
+    """Dense token stream plus a sparse [T, n_latents] activation matrix (tests, synthetic data)."""
+
+    def __init__(
+        self,
+        token_ids: np.ndarray,
+        doc_ids: np.ndarray,
+        acts: sp.spmatrix | np.ndarray,
+        decode: Callable[[Sequence[int]], list[str]],
+        segment_ids: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
+    ) -> None:
+        self.token_ids = np.asarray(token_ids)
+        self.doc_ids = np.asarray(doc_ids)
+        self.segment_ids = self.doc_ids if segment_ids is None else np.asarray(segment_ids)
+        self.valid = (
+            np.ones(len(self.token_ids), bool) if valid is None else np.asarray(valid, bool)
+        )
+        m = sp.csc_matrix(acts, dtype=np.float32)
+        if m.shape[0] != len(self.token_ids):
+            raise ValueError(
+                f"activation matrix has {m.shape[0]} rows but there are {len(self.token_ids)} tokens; "
+                "pass one row per token"
+            )
+        m.eliminate_zeros()
+        m.sort_indices()
+        self._m = m
+        self.n_latents = m.shape[1]
+        self._decode = decode
+
+    def latent(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        check_latent(self, i)
+        lo, hi = self._m.indptr[i], self._m.indptr[i + 1]
+        return self._m.indices[lo:hi].astype(np.int64), self._m.data[lo:hi].astype(np.float32)
+
+    def decode(self, ids: Sequence[int]) -> list[str]:
+        return self._decode(ids)
+
+
+class SaeCoreCacheSource:
+    """Adapter over ``sae_core.cache.reader.LatentCache`` (one site / one coder of the cache)."""
+
+    def __init__(self, cache, tokenizer, site: str | None = None, coder: str | None = None) -> None:
+        self.cache = cache
+        self.tok = tokenizer
+        self.site, self.coder = site, coder
+        self.token_ids = np.asarray(cache.tokens).reshape(-1)
+        rows = np.asarray(cache.rows)
+        ctx = len(self.token_ids) // len(rows)
+        row_of = np.arange(len(self.token_ids)) // ctx
+        self.doc_ids = rows[:, 0][row_of].astype(np.int64)
+        self.segment_ids = row_of
+        self.valid = np.asarray(cache.mask, bool).reshape(-1)
+        self.n_latents = int(
+            cache.n_latents(site, coder)
+            if callable(getattr(cache, "n_latents", None))
+            else cache.n_latents
+        )
+
+    def latent(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        check_latent(self, i)
+        g, v = (
+            self.cache.latent(i)
+            if self.site is None
+            else self.cache.latent(i, site=self.site, coder=self.coder)
+        )
+        return np.asarray(g, np.int64), np.asarray(v, np.float32)
+
+    @cached_property
+    def _vocab(self) -> list[str]:
+        n = len(self.tok)
+        return [self.tok.decode([j]) for j in range(n)]
+
+    def decode(self, ids: Sequence[int]) -> list[str]:
+        v = self._vocab
+        return [v[int(j)] for j in ids]
+
+
+def segment_bounds(source: ActivationSource) -> tuple[np.ndarray, np.ndarray]:
+    """For every token, the [lo, hi) bounds of its valid contiguous segment."""
+    seg = np.asarray(source.segment_ids)
+    valid = np.asarray(source.valid, bool)
+    # a new run starts where the segment changes or validity changes
+    key_change = np.ones(len(seg), bool)
+    key_change[1:] = (seg[1:] != seg[:-1]) | (valid[1:] != valid[:-1])
+    starts = np.flatnonzero(key_change)
+    ends = np.append(starts[1:], len(seg))
+    run_id = np.cumsum(key_change) - 1
+    return starts[run_id], ends[run_id]
