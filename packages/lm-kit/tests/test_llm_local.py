@@ -206,3 +206,31 @@ def test_smollm2_knows_paris():
 
     out = run(go())
     assert "Paris" in out.text
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_http_client_replaying_local_answer_gives_the_same_completion(tiny, endpoint, monkeypatch):
+    from lm_kit.llm.openai_compat import OpenAICompatClient
+    from lm_kit.testing.fake_openai import FakeOpenAIServer, Rule, response_from_completion
+
+    model, tok = tiny
+    monkeypatch.delenv("LMKIT_REPLAY_KEY", raising=False)
+    params = GenParams(max_tokens=6, logprobs=True, top_logprobs=3)
+    local = TransformersClient(model, tok, chat_template=TEMPLATE, name="tiny")
+
+    async def ask(client):
+        try:
+            if endpoint == "chat":
+                return await client.chat("The capital of France is", params)
+            return await client.complete("The capital of France is", params)
+        finally:
+            await client.aclose()
+
+    a = run(ask(local))
+    with FakeOpenAIServer([Rule(reply=response_from_completion(a, endpoint))]) as s:
+        b = run(ask(OpenAICompatClient(s.url, "tiny", api_key_env="LMKIT_REPLAY_KEY")))
+    keep = ("text", "finish_reason", "prompt_tokens", "completion_tokens", "cached_tokens", "model")
+    assert {k: getattr(a, k) for k in keep} == {k: getattr(b, k) for k in keep}
+    assert [(t.token, t.logprob, t.top) for t in a.logprobs] == [
+        (t.token, t.logprob, t.top) for t in b.logprobs
+    ]

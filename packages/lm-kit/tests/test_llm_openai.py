@@ -486,3 +486,69 @@ def test_dict_schema_validation(server):
     server.rules = [Rule(reply='{"n": 4}')]
     out = run(_one(client_for(server), "count", GenParams(response_format=schema)))
     assert out.parsed == {"n": 4}
+
+
+# A response written by hand in the documented OpenAI chat shape, extra fields included.
+OPENAI_SHAPED_CHAT = {
+    "id": "chatcmpl-abc123",
+    "object": "chat.completion",
+    "created": 1732000000,
+    "model": "gpt-4o-mini-2024-07-18",
+    "system_fingerprint": "fp_0ba0d124f1",
+    "service_tier": "default",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": "Paris",
+                "refusal": None,
+                "annotations": [],
+            },
+            "logprobs": {
+                "content": [
+                    {
+                        "token": "Paris",
+                        "logprob": -0.0001,
+                        "bytes": [80, 97, 114, 105, 115],
+                        "top_logprobs": [
+                            {
+                                "token": "Paris",
+                                "logprob": -0.0001,
+                                "bytes": [80, 97, 114, 105, 115],
+                            },
+                            {"token": "paris", "logprob": -9.5, "bytes": [112, 97, 114, 105, 115]},
+                        ],
+                    }
+                ],
+                "refusal": None,
+            },
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 1200,
+        "completion_tokens": 1,
+        "total_tokens": 1201,
+        "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "accepted_prediction_tokens": 0},
+    },
+}
+
+
+def test_openai_shaped_response_and_cached_token_cost(server):
+    server.rules = [Rule(reply=OPENAI_SHAPED_CHAT)]
+    prices = {"fake-model": {"input": 0.15, "output": 0.6, "cached_input": 0.075}}
+    c = client_for(server, prices=prices)
+    out = run(_one(c, "capital?", GenParams(logprobs=True, top_logprobs=2)))
+    assert out.text == "Paris" and out.model == "gpt-4o-mini-2024-07-18"
+    assert (out.prompt_tokens, out.completion_tokens, out.cached_tokens) == (1200, 1, 1024)
+    assert out.logprobs[0].top == {"Paris": -0.0001, "paris": -9.5}
+    # 176 uncached + 1024 cached prompt tokens + 1 output token, by hand
+    assert c.usage.total().cost_usd == pytest.approx((176 * 0.15 + 1024 * 0.075 + 1 * 0.6) / 1e6)
+
+
+def test_x_should_retry_header_overrides_status(server):
+    server.rules = [Rule(faults=[Fault(400, headers={"x-should-retry": "true"})])]
+    out = run(_one(client_for(server)))
+    assert out.attempts == 2

@@ -429,3 +429,70 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self._json(200, response)
 
     return Handler
+
+
+def response_from_completion(
+    comp: Any, endpoint: str = "chat", model: str | None = None
+) -> dict[str, Any]:
+    """An OpenAI-format response body replaying a :class:`~lm_kit.llm.types.Completion`.
+
+    Use it as ``Rule(reply=response_from_completion(local_completion))`` to serve what another
+    backend (e.g. ``TransformersClient``) answered, logprobs and token counts included.
+    """
+    if endpoint not in ("chat", "completions"):
+        raise ValueError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
+    usage = {
+        "prompt_tokens": comp.prompt_tokens,
+        "completion_tokens": comp.completion_tokens,
+        "total_tokens": comp.prompt_tokens + comp.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": comp.cached_tokens},
+    }
+    lps = comp.logprobs
+    name = model or comp.model or "fake-model"
+    if endpoint == "chat":
+        lp = None
+        if lps is not None:
+            lp = {
+                "content": [
+                    {
+                        "token": t.token,
+                        "logprob": t.logprob,
+                        "bytes": list(t.token.encode()),
+                        "top_logprobs": [
+                            {"token": k, "logprob": v, "bytes": None} for k, v in t.top.items()
+                        ],
+                    }
+                    for t in lps
+                ],
+                "refusal": None,
+            }
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": comp.text},
+            "logprobs": lp,
+            "finish_reason": comp.finish_reason,
+        }
+        return {
+            "id": "chatcmpl-replay",
+            "object": "chat.completion",
+            "created": 0,
+            "model": name,
+            "choices": [choice],
+            "usage": usage,
+        }
+    clp = None
+    if lps is not None:
+        clp = {
+            "tokens": [t.token for t in lps],
+            "token_logprobs": [t.logprob for t in lps],
+            "top_logprobs": [dict(t.top) for t in lps],
+        }
+    choice = {"index": 0, "text": comp.text, "logprobs": clp, "finish_reason": comp.finish_reason}
+    return {
+        "id": "cmpl-replay",
+        "object": "text_completion",
+        "created": 0,
+        "model": name,
+        "choices": [choice],
+        "usage": usage,
+    }
