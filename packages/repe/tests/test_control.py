@@ -271,30 +271,29 @@ def test_saved_loaded_vector_gives_identical_logits(llama, tok, tmp_path):
     assert torch.equal(a, c)
 
 
+def _enter(*args, **kwargs):
+    with steer(*args, **kwargs):
+        pass
+
+
 def test_bad_steering_inputs(llama, gpt2, tok):
     with pytest.raises(
         VectorMismatchError, match="hidden size 48 does not match the model's hidden size 32"
     ):
-        with steer(llama, [SteerSpec(rand_vector(llama, d=48), coeff=1.0)]):
-            pass
+        _enter(llama, [SteerSpec(rand_vector(llama, d=48), coeff=1.0)])
     with pytest.raises(LayerError, match="valid layers are 0..2"):
-        with steer(llama, [SteerSpec(rand_vector(llama), coeff=1.0, layers=[3])]):
-            pass
+        _enter(llama, [SteerSpec(rand_vector(llama), coeff=1.0, layers=[3])])
     with pytest.raises(LayerError, match="out of range"):
-        with steer(llama, [SteerSpec(rand_vector(llama), coeff=1.0, layers=[-4])]):
-            pass
+        _enter(llama, [SteerSpec(rand_vector(llama), coeff=1.0, layers=[-4])])
     with pytest.raises(LayerError, match="duplicated"):
-        with steer(llama, [SteerSpec(rand_vector(llama), coeff=1.0, layers=[1, -2])]):
-            pass
-    with pytest.raises(VectorMismatchError, match="config hash"):  # another model, same width
-        with steer(gpt2, [SteerSpec(rand_vector(llama), coeff=1.0)]):
-            pass
+        _enter(llama, [SteerSpec(rand_vector(llama), coeff=1.0, layers=[1, -2])])
+    # another model with the same width
+    with pytest.raises(VectorMismatchError, match="config hash"):
+        _enter(gpt2, [SteerSpec(rand_vector(llama), coeff=1.0)])
     with pytest.raises(UnknownNameError, match="piecewise"):
-        with steer(llama, [SteerSpec(rand_vector(llama), operator="steer_hard")]):
-            pass
+        _enter(llama, [SteerSpec(rand_vector(llama), operator="steer_hard")])
     with pytest.raises(UnknownNameError, match="response"):
-        with steer(llama, [SteerSpec(rand_vector(llama))], positions="middle"):
-            pass
+        _enter(llama, [SteerSpec(rand_vector(llama))], positions="middle")
     with pytest.raises(RepeError, match="condition layer 2 comes after"):
         cond = Condition(rand_vector(llama), layer=2, threshold=0.0)
         with steer(llama, [SteerSpec(rand_vector(llama), layers=[1], condition=cond)]):
