@@ -254,3 +254,39 @@ def test_capture_options(llama_batch):
     assert a["blocks.0.hook_resid_post"] is not None  # TL alias
     with pytest.raises(KeyError, match="not captured"):
         a["mlp_out.0"]
+
+
+def test_center_transform_subtracts_the_d_model_mean(llama_batch):
+    model, batch = llama_batch
+    with (
+        capture(model, "resid_post.1") as raw,
+        capture(model, "resid_post.1", transform="center") as c,
+    ):
+        model(**batch)
+    h = raw["resid_post.1"]
+    torch.testing.assert_close(c["resid_post.1"], h - h.mean(-1, keepdim=True))
+    assert c.transform == "center"
+
+
+class _TwoLists(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.config = type("Cfg", (), {"num_hidden_layers": 2, "model_type": "custom"})()
+        self.encoder = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+        self.decoder = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+
+
+def test_block_discovery_family_path_override_and_ambiguity(tiny_models):
+    from lm_kit.arch import find_blocks
+    from lm_kit.errors import BlockDiscoveryError
+
+    assert find_blocks(tiny_models("llama"))[0] == "model.layers"
+    assert find_blocks(tiny_models("gpt2"))[0] == "transformer.h"
+    assert find_blocks(tiny_models("gpt_neox"))[0] == "gpt_neox.layers"
+    ambiguous = _TwoLists()
+    with pytest.raises(BlockDiscoveryError, match=r"several.*encoder \(len 2\).*decoder \(len 2\)"):
+        find_blocks(ambiguous)
+    path, blocks = find_blocks(ambiguous, layers_path="decoder")
+    assert path == "decoder" and blocks is ambiguous.decoder
+    with pytest.raises(BlockDiscoveryError, match="not a ModuleList"):
+        find_blocks(ambiguous, layers_path="nope")

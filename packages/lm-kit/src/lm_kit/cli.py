@@ -65,27 +65,28 @@ def demo(
         if s.layer not in (None, 0) and s.kind in kinds_shown:
             continue
         kinds_shown.add(s.kind)
-        shown = (
-            s.name
-            if s.layer in (None,) or s.kind == "embed"
-            else f"{s.kind}.{{0..{_n_layers(m) - 1}}}"
-        )
-        table.add_row(
-            shown,
-            s.module_path,
-            s.direction,
-            str(widths[(s.module_path, s.direction)]),
-            s.tl_name or "",
-        )
+        layered = s.layer is not None and s.kind != "embed"
+        shown = f"{s.kind}.{{0..{_n_layers(m) - 1}}}" if layered else s.name
+        module = s.module_path.replace(".0.", ".{L}.", 1) if layered else s.module_path
+        if layered and module == s.module_path:  # the block itself: "...layers.0"
+            module = s.module_path.rsplit(".", 1)[0] + ".{L}"
+        tl = (s.tl_name or "").replace(".0.", ".{L}.", 1) if layered else s.tl_name or ""
+        table.add_row(shown, module, s.direction, str(widths[(s.module_path, s.direction)]), tl)
     console.print(table)
 
     with capture(m, ["embed", "resid_post.*"]) as acts, torch.no_grad():
         m(**batch)
-    norms = Table(title=f"residual norm (mean over tokens) for {prompt!r}")
+    norms = Table(title=f"residual L2 norms for {prompt!r}")
     norms.add_column("site")
-    norms.add_column("norm", justify="right")
+    norms.add_column("mean over tokens", justify="right")
+    norms.add_column("without first token", justify="right")
+    norms.add_column("last token", justify="right")
     for name in acts:
-        norms.add_row(name, f"{acts[name][0].norm(dim=-1).mean().item():.2f}")
+        per_token = acts[name][0].norm(dim=-1)
+        rest = per_token[1:].mean().item() if per_token.numel() > 1 else float("nan")
+        norms.add_row(
+            name, f"{per_token.mean().item():.2f}", f"{rest:.2f}", f"{per_token[-1].item():.2f}"
+        )
     console.print(norms)
 
 

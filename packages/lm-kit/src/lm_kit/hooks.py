@@ -101,6 +101,7 @@ class Captured(Mapping[str, torch.Tensor]):
         self.sites = {s.name: s for s in sites}
         self._store: dict[str, list[torch.Tensor]] = {s.name: [] for s in sites}
         self._aliases = aliases
+        self.transform: str | None = None
 
     def _key(self, name: str) -> str:
         if name in self._store:
@@ -156,6 +157,9 @@ class capture:  # noqa: N801 - used like a function: ``with capture(model, sites
         clone: copy even when ``to``/``dtype`` change nothing (so later in-place ops can't alter them).
         stop_at: ``"auto"``: inside :func:`run`, end the forward once every site was recorded;
             a site name or layer int: end after that site; ``None``: never stop early.
+        transform: ``"center"`` subtracts each vector's mean over the last dim, which reproduces
+            TransformerLens' residual under its default ``center_writing_weights`` processing
+            (LayerNorm models); recorded in ``acts.transform``.
     """
 
     def __init__(
@@ -168,8 +172,12 @@ class capture:  # noqa: N801 - used like a function: ``with capture(model, sites
         dtype: torch.dtype | None = None,
         clone: bool = True,
         stop_at: str | int | None = "auto",
+        transform: str | None = None,
     ):
+        if transform not in (None, "center"):
+            raise ValueError(f"transform={transform!r} unknown; use None or 'center'")
         self.model = model
+        self.transform = transform
         names = [sites] if isinstance(sites, (str, Site)) else list(sites)
         resolved: list[Site] = []
         aliases: dict[str, str] = {}
@@ -194,12 +202,15 @@ class capture:  # noqa: N801 - used like a function: ``with capture(model, sites
             stop_name = f"resid_post.{stop_at}" if isinstance(stop_at, int) else stop_at
             self._stop_site = resolve(model, stop_name)[0]
         self.acts = Captured(resolved, aliases)
+        self.acts.transform = transform
         self._handles: list[Any] = []
         self._seen: set[str] = set()
 
     # -- recording
     def _store(self, site: Site, t: torch.Tensor) -> None:
         x = t.detach()
+        if self.transform == "center":
+            x = x - x.mean(dim=-1, keepdim=True)
         if self.dtype is not None:
             x = x.to(self.dtype)
         if self.to is not None:

@@ -4,6 +4,8 @@
 * ``tiny_llama``: ``(model, tokenizer)``, 4-layer d=64 random Llama (session scoped; hooks are
   always removed, don't mutate weights).
 * ``tiny_models``: factory ``tiny_models(family, **kw) -> model`` for the six families (cached).
+* ``fake_openai``: a started :class:`~lm_kit.testing.fake_openai.FakeOpenAIServer` on 127.0.0.1
+  (echo replies; add ``Rule`` s to ``server.rules``), stopped after the test.
 * ``smollm2``: ``(model, tokenizer)`` SmolLM2-135M-Instruct offline, loaded once per session
   (mark tests using it ``@pytest.mark.slow``).
 
@@ -49,3 +51,14 @@ def smollm2() -> tuple[Any, Any]:
     from lm_kit.loading import load_model
 
     return load_model("smollm2")
+
+
+@pytest.fixture
+def fake_openai() -> Any:
+    from lm_kit.testing.fake_openai import FakeOpenAIServer
+
+    server = FakeOpenAIServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,104 @@
+"""Hook overhead on SmolLM2-135M-Instruct: forward with a capture hook vs a plain forward.
+
+Both variants run side by side in the same process, interleaved (plain, capture, plain, ...),
+and the ratio of the medians is reported. Also: 4 captured sites, early stop at layer 6 of 30
+(vs the bare base-model forward and vs the CausalLM with head), and the cached GGUF reload time.
+
+    uv run python benchmarks/hook_overhead.py [--repeats 15] [--tokens 64] [--batch 1]
+
+Timings on a shared 2-core CPU machine are noisy; read the ratios, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from lm_kit.hooks import capture, run
+from lm_kit.loading import load_model
+
+
+def _time(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds per variant; variants alternate inside every repeat (after one warm-up)."""
+    for fn in variants.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for r in range(repeats):
+        order = list(variants) if r % 2 == 0 else list(reversed(variants))
+        for k in order:
+            times[k].append(_time(variants[k]))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument(
+        "--early-stop-layer", type=int, default=5, help="resid_post.L (5 = layer 6 of 30)"
+    )
+    args = ap.parse_args()
+    torch.manual_seed(0)
+
+    load_model("smollm2")  # make sure the GGUF cache is warm before timing a reload
+    t0 = time.perf_counter()
+    model, tok = load_model("smollm2")
+    reload_s = time.perf_counter() - t0
+    base = model.model
+    ids = torch.randint(100, 40_000, (args.batch, args.tokens))
+    mask = torch.ones_like(ids)
+    n_tok = ids.numel()
+
+    def plain() -> None:
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask, use_cache=False)
+
+    def one_site() -> None:
+        with capture(model, "resid_post.14", stop_at=None), torch.no_grad():
+            model(input_ids=ids, attention_mask=mask, use_cache=False)
+
+    four = ["resid_post.5", "mlp_out.14", "attn_out.20", "resid_post.28"]
+
+    def four_sites() -> None:
+        with capture(model, four, stop_at=None), torch.no_grad():
+            model(input_ids=ids, attention_mask=mask, use_cache=False)
+
+    def base_plain() -> None:
+        with torch.no_grad():
+            base(input_ids=ids, attention_mask=mask, use_cache=False)
+
+    def early() -> None:
+        with capture(base, f"resid_post.{args.early_stop_layer}"):
+            out = run(base, input_ids=ids, attention_mask=mask)
+        assert out is None
+
+    print(
+        f"SmolLM2-135M-Instruct fp32 CPU, batch {args.batch}x{args.tokens}, {args.repeats} interleaved repeats"
+    )
+    print(f"torch threads: {torch.get_num_threads()}")
+    med = interleaved({"plain": plain, "capture": one_site, "capture4": four_sites}, args.repeats)
+    es = interleaved(
+        {"causal_lm": plain, "base": base_plain, "early": early}, max(5, args.repeats // 2)
+    )
+    print(f"{'variant':<28}{'median s':>10}{'tok/s':>10}")
+    for name, s in [*med.items(), *[(f"{k} (early-stop set)", v) for k, v in es.items()]]:
+        print(f"{name:<28}{s:>10.4f}{n_tok / s:>10.0f}")
+    print(f"gguf cached reload s: {reload_s:.2f}")
+    print(f"early stop speedup vs base model: {es['base'] / es['early']:.2f}")
+    print(f"early stop speedup vs causal lm: {es['causal_lm'] / es['early']:.2f}")
+    print(f"ratio capture4/plain: {med['capture4'] / med['plain']:.3f}")
+    print(f"ratio capture/plain: {med['capture'] / med['plain']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
