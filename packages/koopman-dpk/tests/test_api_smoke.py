@@ -1,6 +1,5 @@
 import numpy as np
 import pandas as pd
-
 from koopman_dpk import DPK, Forecast
 
 

@@ -16,6 +16,7 @@ exact non-uniform sum (`method="ndft"`).  Cost: S decoder passes plus one FFT of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -121,6 +122,25 @@ def loss_surface_ndft(coeffs: np.ndarray, tau: np.ndarray, omegas: np.ndarray) -
     return E
 
 
+def _refine(verify: Callable[[float], float], omega: float, h: float, steps: int = 12) -> float:
+    """Golden-section refinement of verify() on [omega - h, omega + h]; returns the period."""
+    g = (math.sqrt(5) - 1) / 2
+    a, b = omega - h, omega + h
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = verify(c), verify(d)
+    for _ in range(steps):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = verify(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = verify(d)
+    w = c if fc < fd else d
+    return 2 * np.pi / (w if min(fc, fd) <= verify(omega) else omega)
+
+
 def _local_minima(values: np.ndarray) -> np.ndarray:
     v = values
     inner = np.flatnonzero((v[1:-1] <= v[:-2]) & (v[1:-1] <= v[2:])) + 1
@@ -199,7 +219,7 @@ def search_slot(
         M = coeffs.shape[1] - 1
         use_ndft = 2 * M * (tau.max() / d) + 2 > MAX_FFT_SIZE
     if use_ndft:
-        n_w = int(min(200_000, max(1000, 8 * span / lo)))
+        n_w = int(min(50_000, max(1000, 4 * span / lo)))
         omegas = np.linspace(2 * np.pi / hi, 2 * np.pi / lo, n_w)
         E = loss_surface_ndft(coeffs, tau, omegas)
         used = "ndft"
@@ -225,6 +245,8 @@ def search_slot(
             cur = float(verify(current_omega))
             if not cur > losses[best_i]:  # keep the current slot unless strictly improved
                 best = 2 * np.pi / current_omega
+    if use_ndft and verify is not None and heuristic != "anchor" and best in cands:
+        best = _refine(verify, 2 * np.pi / best, float(omegas[1] - omegas[0]))
     res = SearchResult(2 * np.pi / best, best, cands, losses, method=used)
     if keep_surface:
         res.surface_periods, res.surface_values = periods, E
@@ -312,6 +334,8 @@ def find_periods(
     sample_num: int = 24,
     method: str = "auto",
     heuristic: str = "verified",
+    min_period: float | None = None,
+    max_period: float | None = None,
 ) -> list[float]:
     """Periods of a series (in the units of `times`, default steps) from a greedy Fourier model.
 
@@ -328,7 +352,9 @@ def find_periods(
     found: list[float] = []
     for _ in range(n_periods):
         r = _least_squares_residual(y, tau, found)
-        init = initial_periods(r, tau, 1, exclude=found)
+        init = initial_periods(
+            r, tau, 1, exclude=found, min_period=min_period, max_period=max_period
+        )
         if not init:
             break
         w0 = 2 * np.pi / init[0]
