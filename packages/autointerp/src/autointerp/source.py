@@ -80,38 +80,37 @@ class InMemorySource:
 
 
 class SaeCoreCacheSource:
-    """Adapter over ``sae_core.cache.reader.LatentCache`` (one site / one coder of the cache)."""
+    """Adapter over ``sae_core.cache.LatentCache`` (one coder of the cache) plus the tokenizer that
+    decodes its token ids. Rows are segments (a window never crosses one); ``rows[:, 0]`` are the
+    document ids used for the train/test/pool split."""
 
-    def __init__(self, cache, tokenizer, site: str | None = None, coder: str | None = None) -> None:
+    def __init__(self, cache, tokenizer) -> None:
         self.cache = cache
         self.tok = tokenizer
-        self.site, self.coder = site, coder
-        self.token_ids = np.asarray(cache.tokens).reshape(-1)
+        tokens = np.asarray(cache.tokens)
+        n_rows, ctx = tokens.shape
+        self.token_ids = tokens.reshape(-1).astype(np.int64)
         rows = np.asarray(cache.rows)
-        ctx = len(self.token_ids) // len(rows)
-        row_of = np.arange(len(self.token_ids)) // ctx
-        self.doc_ids = rows[:, 0][row_of].astype(np.int64)
+        row_of = np.repeat(np.arange(n_rows), ctx)
+        self.doc_ids = rows[:, 0].astype(np.int64)[row_of]
         self.segment_ids = row_of
-        self.valid = np.asarray(cache.mask, bool).reshape(-1)
-        self.n_latents = int(
-            cache.n_latents(site, coder)
-            if callable(getattr(cache, "n_latents", None))
-            else cache.n_latents
-        )
+        self.valid = np.asarray(cache.recorded, bool).reshape(-1)
+        self.n_latents = int(cache.n_latents)
+        vocab_n = len(tokenizer)
+        if int(self.token_ids.max(initial=0)) >= vocab_n:
+            raise ValueError(
+                f"the cache holds token id {int(self.token_ids.max())} but the tokenizer has only {vocab_n} "
+                "tokens; pass the tokenizer of the model the cache was built with"
+            )
 
     def latent(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         check_latent(self, i)
-        g, v = (
-            self.cache.latent(i)
-            if self.site is None
-            else self.cache.latent(i, site=self.site, coder=self.coder)
-        )
+        g, v = self.cache.latent(int(i))
         return np.asarray(g, np.int64), np.asarray(v, np.float32)
 
     @cached_property
     def _vocab(self) -> list[str]:
-        n = len(self.tok)
-        return [self.tok.decode([j]) for j in range(n)]
+        return [self.tok.decode([j]) for j in range(len(self.tok))]
 
     def decode(self, ids: Sequence[int]) -> list[str]:
         v = self._vocab

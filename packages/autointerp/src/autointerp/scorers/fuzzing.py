@@ -45,6 +45,16 @@ def fake_mask(
     return mask
 
 
+def positive_mask(w: Window, a_max: float) -> list[bool]:
+    """Real highlights: tokens >= 0.3 a_max; a low-quantile window where no token reaches that
+    still shows its peak token, so no positive is presented without any highlight."""
+    m = highlight_mask(w, a_max)
+    if not any(m):
+        peak = int(np.argmax(w.acts))
+        m = [i == peak for i in range(len(w.acts))]
+    return m
+
+
 @register("fuzzing")
 class FuzzingScorer(ClassifierScorer):
     """Every example is highlighted: positives on their real tokens (>= 0.3 a_max), negatives on
@@ -63,7 +73,7 @@ class FuzzingScorer(ClassifierScorer):
         self, ex: LatentExamples, rng: np.random.Generator
     ) -> tuple[list[Item], list[Item]]:
         test = ex.test[: self.n_pos]
-        masks = [highlight_mask(w, ex.a_max) for w in test]
+        masks = [positive_mask(w, ex.a_max) for w in test]
         runs = [n_highlight_runs(m) for m in masks] or [1]
         lens = [r for m in masks for r in run_lengths(m)] or [1]
         pos = [

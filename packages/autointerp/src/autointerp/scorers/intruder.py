@@ -7,13 +7,13 @@ import numpy as np
 from lm_kit.llm import GenParams, LLMClient, Message
 
 from autointerp.bootstrap import bootstrap_mean
-from autointerp.format import highlight_mask, n_highlight_runs, render
+from autointerp.format import n_highlight_runs, render
 from autointerp.llm import safe_chat
 from autointerp.parse import parse_response_index
 from autointerp.rng import make_rng
 from autointerp.schema import Explanation, LatentExamples, Prediction, ScoreResult
 from autointerp.scorers.base import precheck, register
-from autointerp.scorers.fuzzing import fake_mask, run_lengths
+from autointerp.scorers.fuzzing import fake_mask, positive_mask, run_lengths
 
 SYSTEM = (
     "You will see {k} numbered text examples with some tokens wrapped in << >>. In all but one of them "
@@ -58,7 +58,7 @@ class IntruderScorer:
         for w in ex.test:
             by_q.setdefault(w.quantile or 0, []).append(w)
         pool = list(ex.test)
-        masks = [highlight_mask(w, ex.a_max) for w in pool]
+        masks = [positive_mask(w, ex.a_max) for w in pool]
         mean_runs = (
             max(1, round(float(np.mean([n_highlight_runs(m) for m in masks])))) if masks else 1
         )
@@ -77,7 +77,7 @@ class IntruderScorer:
                 acts = [pool[int(i)] for i in rng.choice(len(pool), self.shown, replace=False)]
             else:
                 break
-            texts = [render(w.tokens, highlight_mask(w, ex.a_max)) for w in acts]
+            texts = [render(w.tokens, positive_mask(w, ex.a_max)) for w in acts]
             fake = render(neg.tokens, fake_mask(len(neg.tokens), mean_runs, lens, rng))
             pos = int(rng.integers(self.shown + 1))
             texts.insert(pos, fake)

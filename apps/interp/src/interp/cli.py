@@ -1,0 +1,234 @@
+"""``interp``: cache -> examples -> explain -> score -> report, resumable at every stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+RunDir = Annotated[Path, typer.Option("--run-dir", "-r", help="run directory (created if missing)")]
+Llm = Annotated[
+    str | None,
+    typer.Option(
+        "--llm",
+        help="OpenAI-compatible base URL (http://host:port/v1) or local:<model>, e.g. local:smollm2",
+    ),
+]
+LlmModel = Annotated[
+    str | None, typer.Option("--llm-model", help="model name served at --llm (HTTP endpoints)")
+]
+Explainers = Annotated[
+    str,
+    typer.Option("--explainers", help="comma list: default, contrastive, token_list, best_of_k"),
+]
+
+
+def _split(s: str | None) -> list[str]:
+    return [x.strip() for x in (s or "").split(",") if x.strip()]
+
+
+def _load_cfg(run_dir: Path, preset_name: str | None):
+    from autointerp.config import PipelineConfig, preset
+
+    if preset_name:
+        return preset(preset_name)
+    man = run_dir / "manifest.json"
+    if man.exists():
+        return PipelineConfig.from_dict(json.loads(man.read_text())["config"])
+    return preset("default")
+
+
+def _pipeline(
+    run_dir: Path,
+    cfg,
+    llm: str | None,
+    llm_model: str | None,
+    explainers: str,
+    source=None,
+    need_llm: bool = True,
+    need_embed: bool = True,
+):
+    from autointerp.pipeline import Pipeline
+
+    from interp.llm_setup import make_embedder, make_llm
+
+    client = make_llm(llm, llm_model, run_dir / "llm_cache", cfg.concurrency) if llm else None
+    embedder = make_embedder() if need_embed else None
+    return Pipeline(
+        run_dir, cfg, client, embedder, source=source, explainers=tuple(_split(explainers))
+    )
+
+
+def _latents(spec: str | None, n_latents: int | None) -> list[int] | None:
+    if spec is None:
+        return None
+    if spec.isdigit():
+        return list(range(int(spec)))
+    return [int(x) for x in _split(spec)]
+
+
+@app.command()
+def run(
+    cache: Annotated[Path, typer.Option(help="sae-core latent cache directory")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="tokenizer/model of the cache (lm-kit spec: smollm2, a folder, a hub id)"
+        ),
+    ],
+    run_dir: RunDir = Path("interp_run"),
+    llm: Llm = None,
+    llm_model: LlmModel = None,
+    latents: Annotated[
+        str | None, typer.Option(help="N (the first N latents) or a comma list")
+    ] = "16",
+    coder: Annotated[
+        str | None, typer.Option(help="coder key in the cache, e.g. resid_post.6/sae")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="default | delphi | demo | quick")] = None,
+    explainers: Explainers = "default,token_list",
+    scorers: Annotated[
+        str, typer.Option(help="comma list of scorers")
+    ] = "detection,fuzzing,embedding",
+) -> None:
+    """cache -> examples -> explain -> score -> report; each stage skips finished latents."""
+    from autointerp.source import SaeCoreCacheSource
+    from lm_kit import load_model
+    from sae_core.cache import LatentCache
+
+    cfg = _load_cfg(run_dir, preset)
+    cfg = dataclasses.replace(
+        cfg, score=dataclasses.replace(cfg.score, scorers=tuple(_split(scorers)))
+    )
+    _, tok = load_model(model)
+    source = SaeCoreCacheSource(LatentCache.open(cache, coder=coder), tok)
+    pipe = _pipeline(run_dir, cfg, llm, llm_model, explainers, source=source)
+    lat = _latents(latents, source.n_latents)
+    console.print(pipe.run(latents=lat))
+
+
+@app.command()
+def explain(
+    run_dir: RunDir,
+    llm: Llm = None,
+    llm_model: LlmModel = None,
+    explainers: Explainers = "default",
+    preset: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Explain every latent with examples in RUN_DIR (skips finished ones)."""
+    pipe = _pipeline(
+        run_dir,
+        _load_cfg(run_dir, preset),
+        llm,
+        llm_model,
+        explainers,
+        need_embed="best_of_k" in explainers,
+    )
+    console.print(pipe.run(stages=["explain"]))
+
+
+@app.command()
+def score(
+    run_dir: RunDir,
+    scorers: Annotated[
+        str,
+        typer.Option(
+            help="comma list, e.g. detection,fuzzing,embedding,simulation,intruder,example_embedding"
+        ),
+    ] = "detection,fuzzing,embedding",
+    llm: Llm = None,
+    llm_model: LlmModel = None,
+    explainers: Explainers = "default",
+    preset: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Score the stored explanations with any scorers (skips finished ones), then rebuild the report."""
+    pipe = _pipeline(run_dir, _load_cfg(run_dir, preset), llm, llm_model, explainers)
+    console.print(pipe.run(stages=["score", "report"], scorers=_split(scorers)))
+
+
+@app.command()
+def report(run_dir: RunDir) -> None:
+    """Tables and figures: scores.parquet/jsonl, summary.json, report.md, report.html, figures/."""
+    from autointerp.report import write_report
+
+    path = write_report(run_dir)
+    summ = json.loads((run_dir / "summary.json").read_text())
+    t = Table(title="scores")
+    for c in (
+        "scorer",
+        "explainer",
+        "metric",
+        "latents",
+        "median",
+        "failed latents",
+        "failed examples",
+    ):
+        t.add_column(c)
+    for v in summ["scorers"].values():
+        med = "—" if v["median"] is None else f"{v['median']:.3f}"
+        t.add_row(
+            v["scorer"],
+            v["explainer"],
+            v["metric"],
+            str(v["latents"]),
+            med,
+            str(v["failed_latents"]),
+            str(v["failed_examples"]),
+        )
+    console.print(t)
+    console.print(f"report: {path}")
+
+
+@app.command()
+def status(run_dir: RunDir) -> None:
+    """Progress per stage and token usage so far."""
+    from autointerp.accounting import load_usage, usage_by_stage
+
+    n_ex = len(list((run_dir / "examples").glob("latent_*.json")))
+    console.print(f"examples: {n_ex} latents")
+    for d in sorted((run_dir / "explanations").glob("*")):
+        console.print(f"explanations[{d.name}]: {len(list(d.glob('latent_*.json')))}")
+    for d in sorted((run_dir / "scores").glob("*/*")):
+        console.print(f"scores[{d.parent.name}/{d.name}]: {len(list(d.glob('latent_*.json')))}")
+    for st, u in sorted(usage_by_stage(load_usage(run_dir)).items()):
+        console.print(
+            f"usage[{st}]: {int(u['requests'])} requests, {int(u['prompt_tokens'])} prompt + "
+            f"{int(u['completion_tokens'])} completion tokens, {int(u['failures'])} failures"
+        )
+
+
+@app.command()
+def demo(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="small sizes: ~10 min on 2 CPU cores")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="demo directory (rerun to resume)")] = Path(
+        "interp_demo"
+    ),
+    llm: Llm = None,
+    llm_model: LlmModel = None,
+    explainers: Explainers = "default,token_list",
+) -> None:
+    """Offline end to end: SmolLM2-135M-Instruct + a sae-core TopK SAE, explained and scored by SmolLM2
+    (local backend) unless --llm points at an OpenAI-compatible endpoint."""
+    from interp.demo import run_demo
+
+    run_demo(
+        out if not quick or out != Path("interp_demo") else Path("interp_demo_quick"),
+        quick,
+        llm,
+        llm_model,
+        tuple(_split(explainers)),
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,172 @@
+"""``interp demo``: SmolLM2-135M-Instruct (subject), a TopK SAE trained by sae-core on its
+layer-6 residual stream, a sae-core latent cache, then explain + score with SmolLM2 through lm-kit's
+local TransformersClient (or ``--llm URL``) and MiniLM embeddings. Every step resumes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+console = Console()
+SITE = "resid_post.6"
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    train_tokens: int
+    cache_tokens: int
+    n_latents_sae: int
+    k: int
+    n_explain: int
+    preset: str
+    max_doc_tokens: int = 256
+
+
+QUICK = DemoSize(
+    train_tokens=40_000, cache_tokens=30_000, n_latents_sae=1536, k=32, n_explain=6, preset="quick"
+)
+FULL = DemoSize(
+    train_tokens=250_000,
+    cache_tokens=100_000,
+    n_latents_sae=4608,
+    k=32,
+    n_explain=16,
+    preset="demo",
+)
+
+
+def _take(docs: list[str], tok, budget: int, max_len: int) -> list[list[int]]:
+    out, n = [], 0
+    for d in docs:
+        ids = tok(d, add_special_tokens=False)["input_ids"][: max_len - 1]
+        if len(ids) < 16:
+            continue
+        out.append(ids)
+        n += len(ids)
+        if n >= budget:
+            break
+    return out
+
+
+def _step(name: str, done: bool) -> None:
+    console.print(
+        f"[bold]{'✓' if done else '→'} {name}[/bold]" + (" (already done, skipped)" if done else "")
+    )
+
+
+def run_demo(
+    out: Path, quick: bool, llm: str | None, llm_model: str | None, explainers: tuple[str, ...]
+) -> Path:
+    from autointerp.config import preset
+    from autointerp.pipeline import Pipeline
+    from autointerp.source import SaeCoreCacheSource
+    from lm_kit import load_model
+    from sae_core.cache import CacheConfig, LatentCache, cache_latents
+    from sae_core.train import TrainConfig, train
+
+    from interp.corpus import demo_corpus
+    from interp.llm_setup import make_embedder, make_llm
+
+    size = QUICK if quick else FULL
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    console.print(f"[bold]interp demo[/bold] ({'quick' if quick else 'full'}) -> {out}")
+    _step("load SmolLM2-135M-Instruct (lm-kit, offline GGUF)", False)
+    model, tok = load_model("smollm2")
+    docs, corpus_name = demo_corpus(out / "corpus.json")
+    console.print(f"  corpus: {corpus_name}, {len(docs)} documents")
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(docs))
+    half = len(docs) // 2
+    train_docs = _take([docs[i] for i in order[:half]], tok, size.train_tokens, size.max_doc_tokens)
+    cache_docs = _take([docs[i] for i in order[half:]], tok, size.cache_tokens, size.max_doc_tokens)
+
+    # 1. activations for SAE training (lm-kit extraction, resumable)
+    sae_dir = out / "sae"
+    sae_done = (sae_dir / "done.json").exists()
+    if not sae_done:
+        from lm_kit.extract import ActivationStore, extract
+
+        _step(f"extract {SITE} activations ({sum(map(len, train_docs)):,} tokens)", False)
+        store = extract(
+            model, tok, train_docs, SITE, mode="all", out=out / "acts", batch_tokens=4096
+        )
+        if not isinstance(store, ActivationStore):
+            store = ActivationStore(out / "acts")
+        acts = np.asarray(store[SITE])
+        idx = np.asarray(store.index)
+        acts = acts[idx[:, 1] != 0]  # drop BOS positions (huge-norm outliers)
+        _step(
+            f"train TopK SAE (sae-core, n={size.n_latents_sae}, k={size.k}) on {len(acts):,} tokens",
+            False,
+        )
+        import torch
+
+        cfg = TrainConfig(
+            n_latents=size.n_latents_sae,
+            k=size.k,
+            batch_size=512,
+            warmup=50,
+            site=SITE,
+            model_id="smollm2",
+            dead_tokens=50_000,
+            checkpoint_every=100,
+        )
+        sae = train(torch.from_numpy(acts.astype(np.float32)), cfg, sae_dir, progress=True)
+        (sae_dir / "done.json").write_text(json.dumps({"hookpoint": cfg.hookpoint or SITE}))
+    else:
+        _step("SAE", True)
+    from sae_core import load
+
+    hook_dirs = [p.parent for p in sae_dir.glob("*/cfg.json")]
+    sae = load(hook_dirs[0])
+    # 2. sparse latent cache (sae-core, resumable)
+    cache_dir = out / "cache"
+    manifest = cache_dir / "manifest.json"
+    done = manifest.exists() and json.loads(manifest.read_text()).get("complete")
+    _step(f"cache latents over {sum(map(len, cache_docs)):,} held-out tokens", bool(done))
+    if not done:
+        cache_latents(
+            model,
+            {SITE: sae},
+            cache_docs,
+            cache_dir,
+            CacheConfig(ctx=size.max_doc_tokens, batch_rows=8, top_n=256, reservoir=256),
+            tokenizer=tok,
+        )
+    cache = LatentCache.open(cache_dir)
+    source = SaeCoreCacheSource(cache, tok)
+    # 3. latents: alive, not dense, enough firing windows; a seeded sample
+    st = cache.stats
+    count = np.asarray(st.count)
+    freq = count / max(1, int(st.n_recorded))
+    ok = np.flatnonzero((count >= 40) & (freq < 0.05))
+    lat = sorted(
+        int(i)
+        for i in np.random.default_rng(0).choice(
+            ok, size=min(size.n_explain, len(ok)), replace=False
+        )
+    )
+    console.print(f"  {len(ok)} of {cache.n_latents} latents eligible; explaining {lat}")
+    # 4. explain + score
+    cfg = preset(size.preset)
+    target = llm or "local:smollm2"
+    client = make_llm(
+        target,
+        llm_model,
+        out / "llm_cache",
+        loaded=(model, tok) if target == "local:smollm2" else None,
+    )
+    if target.startswith("local:"):
+        cfg = dataclasses.replace(cfg, concurrency=16)
+    pipe = Pipeline(out / "run", cfg, client, make_embedder(), source=source, explainers=explainers)
+    summary = pipe.run(latents=lat)
+    console.print(f"[bold green]done[/bold green] in {time.time() - t0:.0f} s: {summary}")
+    console.print(f"report: {out / 'run' / 'report.html'} and {out / 'run' / 'report.md'}")
+    return out / "run" / "report.html"

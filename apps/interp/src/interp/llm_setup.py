@@ -1,0 +1,38 @@
+"""Build the LLM client, embedder and surprisal LM the pipeline needs (all from lm-kit / autointerp)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def make_llm(
+    target: str, model_name: str | None, cache_dir: Path, concurrency: int = 16, loaded=None
+):
+    """``target``: an OpenAI-compatible base URL (``http://host:port/v1``) or ``local:<spec>``
+    (``local:smollm2``). ``loaded`` = (model, tok) reuses an already loaded local model."""
+    from lm_kit.llm import make_client
+
+    if target.startswith(("http://", "https://")):
+        if not model_name:
+            raise ValueError(
+                f"--llm {target} needs --llm-model NAME (the model served at that endpoint)"
+            )
+        return make_client(
+            target, model=model_name, cache_dir=cache_dir, max_concurrency=concurrency
+        )
+    if target.startswith("local:"):
+        if loaded is not None:
+            from lm_kit.llm import TransformersClient
+
+            model, tok = loaded
+            return TransformersClient(model, tok, name=target, cache_dir=cache_dir)
+        return make_client(target, cache_dir=cache_dir)
+    raise ValueError(
+        f"--llm must be an http(s):// OpenAI-compatible URL or local:<model>, got {target!r}"
+    )
+
+
+def make_embedder():
+    from autointerp.embed import MiniLMEmbedder
+
+    return MiniLMEmbedder()

@@ -1,0 +1,70 @@
+import json
+
+import pytest
+from interp.cli import app
+from lm_kit.testing.fake_openai import FakeOpenAIServer, Rule
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+@pytest.mark.slow
+def test_run_end_to_end_on_a_tiny_model_and_sae(tiny_cache, tmp_path, monkeypatch):
+    """interp run over a real sae-core cache (tiny Llama + tiny TopK SAE): token-list explanations,
+    MiniLM embedding scores; the LLM endpoint echoes garbage, so LLM stages record failures, and the
+    run completes, resumes with nothing to redo, and the report counts the failures."""
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer([Rule(reply="no idea")]) as server:
+        args = [
+            "run",
+            "--cache",
+            str(tiny_cache / "cache"),
+            "--model",
+            str(tiny_cache / "model"),
+            "--run-dir",
+            str(run_dir),
+            "--latents",
+            "0,1,2,3",
+            "--preset",
+            "quick",
+            "--llm",
+            server.url,
+            "--llm-model",
+            "fake-model",
+            "--explainers",
+            "token_list,default",
+            "--scorers",
+            "detection,embedding",
+        ]
+        res = runner.invoke(app, args, catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        n_req = len(server.requests)
+        res2 = runner.invoke(app, args, catch_exceptions=False)
+        assert res2.exit_code == 0
+        assert (
+            len(server.requests) == n_req
+        )  # resumed: no repeated request (response cache + records)
+    summ = json.loads((run_dir / "summary.json").read_text())
+    emb = summ["scorers"]["embedding/token_list"]
+    assert emb["latents"] == 4
+    det = summ["scorers"]["detection/token_list"]
+    assert det["failed_examples"] > 0  # echoed garbage is counted, not scored as 0
+    assert (run_dir / "report.html").exists()
+    res = runner.invoke(app, ["status", "--run-dir", str(run_dir)])
+    assert "examples: 4 latents" in res.output
+    res = runner.invoke(app, ["report", "--run-dir", str(run_dir)])
+    assert res.exit_code == 0 and "embedding" in res.output
+
+
+def test_bad_llm_target_is_explained(tmp_path):
+    res = runner.invoke(app, ["explain", "--run-dir", str(tmp_path), "--llm", "ftp://x"])
+    assert res.exit_code != 0
+    assert "OpenAI-compatible URL or local:<model>" in str(res.exception)
+
+
+def test_missing_examples_named(tmp_path):
+    from autointerp.config import preset
+    from autointerp.pipeline import Pipeline, RunDirError
+
+    with pytest.raises(RunDirError, match="examples stage"):
+        Pipeline(tmp_path, preset("quick"), progress=False).load_examples(3)
