@@ -225,6 +225,24 @@ class KoopmanAnomalyDetector:
             )
         manifest = self._open_manifest(run_dir, resume, force)
         cov_frac = coverage(arrs["obs"][train], times[train])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self._fit_loop(arrs, times, train, cov_frac, manifest, run_dir, progress)
+        for msg in dict.fromkeys(str(w.message) for w in caught):
+            warnings.warn(msg, stacklevel=2)
+        return self
+
+    def _fit_loop(
+        self,
+        arrs: dict[str, Any],
+        times: pd.DatetimeIndex,
+        train: np.ndarray,
+        cov_frac: np.ndarray,
+        manifest: dict[str, Any],
+        run_dir: str | Path | None,
+        progress: bool,
+    ) -> None:
+        c = self.config
         for j, st in enumerate(tqdm(arrs["stations"], desc="fit stations", disable=not progress)):
             if manifest and manifest["stations"].get(st) == STATUS_OK and run_dir is not None:
                 try:
@@ -256,7 +274,6 @@ class KoopmanAnomalyDetector:
                 self._save_station(Path(run_dir), st)
                 manifest["stations"][st] = self.status_[st]
                 write_json_atomic(manifest, Path(run_dir) / "manifest.json")
-        return self
 
     def _fit_one(
         self, y: np.ndarray, times: pd.DatetimeIndex, train: np.ndarray, cov: np.ndarray | None

@@ -12,6 +12,7 @@ object with ``mean()`` and ``std()`` (and optionally ``cdf(y)``) can drive the d
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -71,18 +72,29 @@ class HarmonicForecaster:
     """Least-squares harmonic regression: the linear special case of a Koopman forecaster."""
 
     periods: tuple[str, ...] = ("24h", "168h", "8766h")
-    harmonics: tuple[int, ...] = (3, 3, 2)
+    harmonics: tuple[int, ...] | None = None  # per period; default 3 for <= 168 h, else 2
     trend: bool = True
     scale_by_hour: bool = True
     ridge: float = 1e-6
     coef_: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def _harmonics(self) -> tuple[int, ...]:
+        if self.harmonics is None:
+            return tuple(3 if parse_period_hours(p) <= 168 else 2 for p in self.periods)
+        if len(self.harmonics) != len(self.periods):
+            raise ValueError(
+                f"harmonics {self.harmonics} must give one count per period {self.periods}."
+            )
+        return tuple(self.harmonics)
 
     def _design(self, times: pd.DatetimeIndex, covariates: np.ndarray | None) -> np.ndarray:
         h = _hours(times, self.t0_)
         cols = [np.ones_like(h)]
         if self.trend:
             cols.append(h / self.span_)
-        for per, nh in zip(self.periods, self.harmonics, strict=True):
+        for per, nh in zip(self.periods, self._harmonics(), strict=True):
+            if parse_period_hours(per) > self.max_period_:
+                continue
             w = 2 * np.pi / parse_period_hours(per)
             for m in range(1, nh + 1):
                 cols += [np.cos(m * w * h), np.sin(m * w * h)]
@@ -99,6 +111,15 @@ class HarmonicForecaster:
         times = pd.DatetimeIndex(times)
         self.t0_ = times[0]
         self.span_ = max(1.0, float(_hours(times[-1:], self.t0_)[0]))
+        # a period longer than the training span cannot be estimated (it would extrapolate wildly)
+        self.max_period_ = self.span_
+        dropped = [p for p in self.periods if parse_period_hours(p) > self.max_period_]
+        if dropped:
+            warnings.warn(
+                f"periods {dropped} are longer than the training span ({self.span_:.0f} h) and are left "
+                "out of the harmonic model; train on at least one full cycle to include them.",
+                stacklevel=2,
+            )
         if covariates is not None and np.size(covariates):
             c = np.asarray(covariates, dtype=float).reshape(len(times), -1)
             self.cov_mean_ = np.nanmean(c, axis=0)
@@ -157,7 +178,7 @@ class HarmonicForecaster:
         d = json.loads((Path(path) / "model.json").read_text())
         m = cls(
             periods=tuple(d["periods"]),
-            harmonics=tuple(d["harmonics"]),
+            harmonics=None if d["harmonics"] is None else tuple(d["harmonics"]),
             trend=d["trend"],
             scale_by_hour=d["scale_by_hour"],
             ridge=d["ridge"],
@@ -165,6 +186,7 @@ class HarmonicForecaster:
         m.coef_ = np.asarray(d["coef_"])
         m.t0_ = pd.Timestamp(d["t0"])
         m.span_ = float(d["span"])
+        m.max_period_ = float(d.get("max_period", m.span_))
         m.cov_mean_ = np.asarray(d["cov_mean"])
         m.cov_sd_ = np.asarray(d["cov_sd"])
         m.sd_hour_ = np.asarray(d["sd_hour"])
@@ -182,7 +204,11 @@ def dpk_available() -> bool:
 
 @dataclass
 class DPKForecaster:
-    """Adapter around `koopman_dpk.DPK` (Normal on the analysis scale by default)."""
+    """Adapter around `koopman_dpk.DPK` (Normal on the analysis scale by default).
+
+    koopman_dpk needs at least two cycles of every pinned period; a longer period (the annual
+    cycle on 18 months of training data) enters as cos/sin covariates instead.
+    """
 
     periods: tuple[str, ...] = ("24h", "168h", "8766h")
     distribution: str = "normal"
@@ -192,53 +218,80 @@ class DPKForecaster:
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def _harmonic_covariates(self, times: pd.DatetimeIndex) -> np.ndarray | None:
+        if not self.cov_periods_:
+            return None
+        h = _hours(pd.DatetimeIndex(times), self.t0_)
+        cols = []
+        for p in self.cov_periods_:
+            w = 2 * np.pi / parse_period_hours(p)
+            cols += [np.cos(w * h), np.sin(w * h)]
+        return np.column_stack(cols)
+
+    def _all_cov(self, times: pd.DatetimeIndex, covariates: np.ndarray | None) -> np.ndarray | None:
+        parts = []
+        if covariates is not None and np.size(covariates):
+            parts.append(np.asarray(covariates, dtype=float).reshape(len(times), -1))
+        hc = self._harmonic_covariates(times)
+        if hc is not None:
+            parts.append(hc)
+        return np.column_stack(parts) if parts else None
+
     def _make(self) -> Any:
         from koopman_dpk import DPK
 
         kw: dict[str, Any] = dict(
             distribution=self.distribution,
-            periods=list(self.periods),
+            periods=list(self.pinned_),
             epochs=self.epochs,
             hidden=tuple(self.hidden),
             seed=self.seed,
+            val=self.val,
         )
         kw.update(self.extra)
-        try:
-            return DPK(val=self.val, **kw)
-        except (TypeError, ValueError):
-            return DPK(**kw)
+        return DPK(**kw)
 
     def fit(
         self, y: np.ndarray, times: pd.DatetimeIndex, covariates: np.ndarray | None = None
     ) -> DPKForecaster:
         y = np.asarray(y, dtype=float)
+        times = pd.DatetimeIndex(times)
+        self.t0_ = times[0]
         ok = np.isfinite(y)
-        if covariates is not None and np.size(covariates):
-            c = np.asarray(covariates, dtype=float).reshape(len(y), -1)
+        n_ok = int(ok.sum())
+        self.pinned_ = [p for p in self.periods if 2 * parse_period_hours(p) <= n_ok]
+        self.cov_periods_ = [p for p in self.periods if p not in self.pinned_]
+        c = self._all_cov(times, covariates)
+        if c is not None:
             ok &= np.isfinite(c).all(1)
-            cov = c[ok]
-        else:
-            cov = None
         self.model_ = self._make()
-        series = pd.Series(y[ok], index=pd.DatetimeIndex(times)[ok])
-        self.model_.fit(series, covariates=cov) if cov is not None else self.model_.fit(series)
+        series = pd.Series(y[ok], index=times[ok])
+        if c is not None:
+            self.model_.fit(series, covariates=c[ok])
+        else:
+            self.model_.fit(series)
         self.n_parameters_ = int(getattr(self.model_, "n_parameters_", 0))
         return self
 
     def predict(self, times: pd.DatetimeIndex, covariates: np.ndarray | None = None) -> Any:
         times = pd.DatetimeIndex(times)
-        if covariates is not None and np.size(covariates):
-            c = np.nan_to_num(np.asarray(covariates, dtype=float).reshape(len(times), -1))
-            fc = self.model_.predict(times, covariates=c)
+        c = self._all_cov(times, covariates)
+        if c is not None:
+            fc = self.model_.predict(times, covariates=np.nan_to_num(c))
         else:
             fc = self.model_.predict(times)
         return _ArrayPredictive(fc)
 
     def save(self, path: str | Path) -> None:
         self.model_.save(Path(path) / "dpk", overwrite=True)
-        write_json_atomic(
-            {"kind": "dpk", **{k: v for k, v in asdict(self).items()}}, Path(path) / "model.json"
-        )
+        meta = {
+            "kind": "dpk",
+            **asdict(self),
+            "t0": str(self.t0_),
+            "pinned": list(self.pinned_),
+            "cov_periods": list(self.cov_periods_),
+        }
+        write_json_atomic(meta, Path(path) / "model.json")
 
     @classmethod
     def load(cls, path: str | Path) -> DPKForecaster:
@@ -246,7 +299,9 @@ class DPKForecaster:
 
         d = json.loads((Path(path) / "model.json").read_text())
         d.pop("kind")
+        t0, pinned, cov_periods = d.pop("t0"), d.pop("pinned"), d.pop("cov_periods")
         m = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        m.t0_, m.pinned_, m.cov_periods_ = pd.Timestamp(t0), pinned, cov_periods
         m.model_ = DPK.load(Path(path) / "dpk")
         return m
 
