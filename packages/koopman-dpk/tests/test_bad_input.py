@@ -1,0 +1,143 @@
+"""Bad input: a clear DPKInputError naming the problem, or documented handling; never NaN params."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from koopman_dpk import DPK, DPKDivergenceError, DPKInputError, DPKNotFittedError
+
+
+def series(T=200, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)
+    return 5 + np.cos(2 * np.pi * t / 24) + 0.3 * rng.normal(size=T)
+
+
+FAST = {"periods": [24], "epochs": 3, "search_cutoff": 0}
+
+
+def test_nan_values_are_dropped_with_a_counted_warning_and_params_stay_finite():
+    y = series()
+    y[[10, 11, 50]] = np.nan
+    with pytest.warns(UserWarning, match="dropped 3 time"):
+        m = DPK(**FAST).fit(y)
+    fc = m.predict(horizon=5)
+    for v in fc.params.values():
+        assert np.all(np.isfinite(np.asarray(v)))
+    for p in m.net_.parameters():
+        assert torch.isfinite(p).all()
+
+
+def test_leading_nan_keeps_tau_non_negative():
+    y = series()
+    y[:3] = np.nan
+    with pytest.warns(UserWarning):
+        m = DPK(**FAST).fit(y, times=np.arange(200.0))
+    assert m.training_range_[0] == 0.0
+    assert np.isfinite(np.asarray(m.predict(times=[200.0]).mean())).all()
+
+
+def test_inf_raises_naming_the_index():
+    y = series()
+    y[7] = np.inf
+    with pytest.raises(DPKInputError, match="index 7"):
+        DPK(**FAST).fit(y)
+
+
+def test_duplicate_timestamps_raise_naming_the_first():
+    idx = pd.date_range("2020-01-01", periods=200, freq="h").tolist()
+    idx[100] = idx[99]
+    s = pd.Series(series(), index=pd.DatetimeIndex(idx))
+    with pytest.raises(DPKInputError, match="duplicate timestamp at position 100"):
+        DPK(**{**FAST, "periods": ["24h"]}).fit(s)
+
+
+def test_non_monotonic_timestamps_raise_or_are_sorted_on_request():
+    t = np.arange(200.0)
+    t[[50, 51]] = t[[51, 50]]
+    with pytest.raises(DPKInputError, match="position 51"):
+        DPK(**FAST).fit(series(), times=t)
+    m = DPK(**FAST).fit(series(), times=t, sort=True)
+    assert m.training_range_ == (0.0, 199.0)
+
+
+def test_mixed_naive_and_aware_times_raise():
+    times = list(pd.date_range("2020-01-01", periods=200, freq="h"))
+    times[5] = times[5].tz_localize("UTC")
+    with pytest.raises(DPKInputError, match="naive and tz-aware"):
+        DPK(**{**FAST, "periods": ["24h"]}).fit(series(), times=np.array(times, dtype=object))
+
+
+def test_constant_series_raises():
+    with pytest.raises(DPKInputError, match="constant"):
+        DPK(**FAST).fit(np.full(200, 3.0))
+
+
+def test_constant_or_nan_covariate_raises_naming_it():
+    cov = pd.DataFrame({"temp": np.random.default_rng(0).normal(size=200), "flat": 1.0})
+    with pytest.raises(DPKInputError, match="'flat'"):
+        DPK(**FAST).fit(series(), covariates=cov)
+    cov["flat"] = np.arange(200.0)
+    cov.loc[3, "temp"] = np.nan
+    with pytest.raises(DPKInputError, match="'temp'"):
+        DPK(**FAST).fit(series(), covariates=cov)
+    with pytest.raises(DPKInputError, match="rows"):
+        DPK(**FAST).fit(series(), covariates=np.ones((10, 1)))
+
+
+@pytest.mark.parametrize("dist", ["gamma"])
+def test_gamma_rejects_non_positive_values(dist):
+    y = series()
+    y[[20, 30]] = [-1.0, 0.0]
+    with pytest.raises(DPKInputError, match=r"2 value\(s\) are <= 0 \(first at index 20"):
+        DPK(dist, **FAST).fit(y)
+
+
+@pytest.mark.parametrize("dist", ["poisson", "negbin"])
+def test_count_models_reject_negative_and_fractional(dist):
+    y = np.random.default_rng(0).poisson(3, 200).astype(float)
+    y[15] = -2
+    with pytest.raises(DPKInputError, match="first at index 15"):
+        DPK(dist, **FAST).fit(y)
+    y[15] = 2.5
+    with pytest.raises(DPKInputError, match="negative or fractional"):
+        DPK(dist, **FAST).fit(y)
+
+
+def test_configuration_errors():
+    with pytest.raises(DPKInputError, match="choose one of"):
+        DPK("lognormal")
+    with pytest.raises(DPKInputError, match="unknown DPK argument"):
+        DPK(epoch=3)
+    with pytest.raises(DPKInputError, match="at least 50"):
+        DPK(**FAST).fit(series(T=30))
+    with pytest.raises(DPKInputError, match="<= 2 steps"):
+        DPK(**{**FAST, "periods": [1.5]}).fit(series())
+    with pytest.raises(DPKInputError, match="half the span"):
+        DPK(**{**FAST, "periods": [150]}).fit(series(T=300))
+    with pytest.raises(DPKInputError, match="smaller than the 2 pinned"):
+        DPK(**{**FAST, "periods": [24, 12], "num_freqs": 1}).fit(series())
+    with pytest.raises(DPKInputError, match="no datetime index"):
+        DPK(**{**FAST, "periods": ["24h"]}).fit(series())
+    m = DPK("mse", **FAST).fit(series())
+    with pytest.raises(DPKInputError, match="conformal=True"):
+        m.predict(horizon=3).quantile(0.5)
+    with pytest.raises(DPKNotFittedError, match="not fitted"):
+        DPK().predict(horizon=3)
+
+
+def test_divergence_restores_the_best_checkpoint_and_raises(monkeypatch):
+    m = DPK(**{**FAST, "epochs": 6})
+    real = m.dist.nll_torch
+    calls = {"n": 0}
+
+    def flaky(params, y):
+        calls["n"] += 1
+        out = real(params, y)
+        return out * float("nan") if calls["n"] > 5 else out
+
+    monkeypatch.setattr(m.dist, "nll_torch", flaky)
+    with pytest.raises(DPKDivergenceError, match="restored"):
+        m.fit(series())
+    for p in m.net_.parameters():
+        assert torch.isfinite(p).all()
