@@ -6,7 +6,9 @@ and the ratio of the medians is reported. Also: 4 captured sites, early stop at 
 
     uv run python benchmarks/hook_overhead.py [--repeats 15] [--tokens 64] [--batch 1]
 
-Timings on a shared 2-core CPU machine are noisy; read the ratios, not the absolute numbers.
+Each variant is timed by the CPU time of this process (``time.process_time``) with torch on
+``--threads`` threads (default 1), which is far less sensitive to other jobs on a shared machine
+than wall time; wall-clock medians are printed too. Read the ratios, not the absolute numbers.
 """
 
 from __future__ import annotations
@@ -21,34 +23,42 @@ from lm_kit.hooks import capture, run
 from lm_kit.loading import load_model
 
 
-def _time(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
+def _time(fn: Callable[[], object]) -> tuple[float, float]:
+    c0, t0 = time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    return time.process_time() - c0, time.perf_counter() - t0
 
 
-def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per variant; variants alternate inside every repeat (after one warm-up)."""
+def interleaved(
+    variants: dict[str, Callable[[], object]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median (CPU s, wall s) per variant; variants alternate in every repeat (after a warm-up)."""
     for fn in variants.values():
         fn()
-    times: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    wall: dict[str, list[float]] = {k: [] for k in variants}
     for r in range(repeats):
         order = list(variants) if r % 2 == 0 else list(reversed(variants))
         for k in order:
-            times[k].append(_time(variants[k]))
-    return {k: statistics.median(v) for k, v in times.items()}
+            c, w = _time(variants[k])
+            cpu[k].append(c)
+            wall[k].append(w)
+    med = statistics.median
+    return {k: med(v) for k, v in cpu.items()}, {k: med(v) for k, v in wall.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=21)
+    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument(
         "--early-stop-layer", type=int, default=5, help="resid_post.L (5 = layer 6 of 30)"
     )
     args = ap.parse_args()
     torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
 
     load_model("smollm2")  # make sure the GGUF cache is warm before timing a reload
     t0 = time.perf_counter()
@@ -85,14 +95,23 @@ def main() -> None:
     print(
         f"SmolLM2-135M-Instruct fp32 CPU, batch {args.batch}x{args.tokens}, {args.repeats} interleaved repeats"
     )
-    print(f"torch threads: {torch.get_num_threads()}")
-    med = interleaved({"plain": plain, "capture": one_site, "capture4": four_sites}, args.repeats)
-    es = interleaved(
+    print(
+        f"torch threads: {torch.get_num_threads()}; medians of per-process CPU time and of wall time"
+    )
+    med, wall = interleaved(
+        {"plain": plain, "capture": one_site, "capture4": four_sites}, args.repeats
+    )
+    es, es_wall = interleaved(
         {"causal_lm": plain, "base": base_plain, "early": early}, max(5, args.repeats // 2)
     )
-    print(f"{'variant':<28}{'median s':>10}{'tok/s':>10}")
-    for name, s in [*med.items(), *[(f"{k} (early-stop set)", v) for k, v in es.items()]]:
-        print(f"{name:<28}{s:>10.4f}{n_tok / s:>10.0f}")
+    print(f"{'variant':<22}{'CPU s':>9}{'wall s':>9}{'tok/s':>9}")
+    rows = [
+        *[(k, v, wall[k]) for k, v in med.items()],
+        *[(f"{k} [es]", v, es_wall[k]) for k, v in es.items()],
+    ]
+    for name, c, w in rows:
+        print(f"{name:<22}{c:>9.4f}{w:>9.4f}{n_tok / c:>9.0f}")
+    print(f"wall-clock ratio capture/plain: {wall['capture'] / wall['plain']:.3f}")
     print(f"gguf cached reload s: {reload_s:.2f}")
     print(f"early stop speedup vs base model: {es['base'] / es['early']:.2f}")
     print(f"early stop speedup vs causal lm: {es['causal_lm'] / es['early']:.2f}")

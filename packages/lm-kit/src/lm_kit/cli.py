@@ -162,6 +162,7 @@ def extract(
     ] = None,
 ) -> None:
     """Extract activations of MODEL at SITES for DATA into OUT (fp16 .npy + manifest; resumable)."""
+    from lm_kit.extract import ActivationStore
     from lm_kit.extract import extract as run_extract
 
     texts = _read_texts(data)
@@ -169,6 +170,7 @@ def extract(
     store = run_extract(
         m, tok, texts, sites, mode, batch_tokens=batch_tokens, out=out, max_length=max_length
     )
+    assert isinstance(store, ActivationStore)
     console.print(f"wrote {store.manifest['n_rows']} rows x {len(store.sites)} sites to {out}")
 
 

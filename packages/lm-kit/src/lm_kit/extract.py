@@ -182,7 +182,7 @@ def extract(
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     per_token = mode == "all"
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64) if per_token else None
-    n_rows = int(offsets[-1]) if per_token else len(docs)
+    n_rows = int(sum(lengths)) if per_token else len(docs)
     index = (
         np.concatenate([np.stack([np.full(n, i), np.arange(n)], 1) for i, n in enumerate(lengths)])
         if per_token
@@ -222,6 +222,7 @@ def extract(
                 x = cap[name]
                 if per_token:
                     rows_x, sel = read_tokens(x, mask, "all")
+                    assert offsets is not None
                     dst = torch.as_tensor(offsets)[torch.tensor(batch)][sel.row] + sel.pos
                 else:
                     rows_x = read_tokens(x, mask, mode)

@@ -391,7 +391,7 @@ def hs_index(model: nn.Module, site: str | Site) -> int:
                 f"hidden_states: hs[{n}] = hs[-1] is final_norm(resid_post.{n - 1}). Capture "
                 f"'resid_post.{n - 1}' with hooks, or use 'final_norm' for hs[-1]"
             )
-        return int(s.layer) + 1  # type: ignore[operator]
+        return int(s.layer or 0) + 1
     raise SiteError(
         f"site {s.name!r} has no hidden_states index; only embed, resid_pre.L, resid_post.L "
         "(L < last) and final_norm do"

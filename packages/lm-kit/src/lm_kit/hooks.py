@@ -46,7 +46,7 @@ def _unwrap_out(out: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
         key = next(iter(out.keys()))
 
         def _set(new: torch.Tensor) -> Any:
-            out[key] = new
+            out[key] = new  # type: ignore[index]
             return out
 
         return out[key], _set

@@ -27,7 +27,7 @@ def _config(family: str, d: int, layers: int, vocab: int) -> Any:
     import transformers as tf
 
     heads = max(2, d // 16)
-    common_ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    common_ids: dict[str, Any] = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
     if family in ("llama", "mistral", "qwen2"):
         cls = {"llama": tf.LlamaConfig, "mistral": tf.MistralConfig, "qwen2": tf.Qwen2Config}[
             family
@@ -44,6 +44,7 @@ def _config(family: str, d: int, layers: int, vocab: int) -> Any:
             **common_ids,
         )
     if family == "gemma2":
+        eager: dict[str, Any] = {"attn_implementation": "eager"}
         return tf.Gemma2Config(
             vocab_size=vocab,
             hidden_size=d,
@@ -54,8 +55,8 @@ def _config(family: str, d: int, layers: int, vocab: int) -> Any:
             head_dim=d // heads,
             max_position_embeddings=512,
             sliding_window=64,
-            attn_implementation="eager",
             **common_ids,
+            **eager,
         )
     if family == "gpt2":
         return tf.GPT2Config(
