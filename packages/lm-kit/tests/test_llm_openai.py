@@ -552,3 +552,13 @@ def test_x_should_retry_header_overrides_status(server):
     server.rules = [Rule(faults=[Fault(400, headers={"x-should-retry": "true"})])]
     out = run(_one(client_for(server)))
     assert out.attempts == 2
+
+
+def test_client_survives_several_event_loops(server):
+    c = client_for(server, max_concurrency=2)
+    first = asyncio.run(c.map([[Message.user(f"a{i}")] for i in range(4)]))
+    second = asyncio.run(c.map([[Message.user(f"b{i}")] for i in range(4)]))
+    asyncio.run(c.aclose())
+    assert [o.text for o in first + second] == [f"echo: a{i}" for i in range(4)] + [
+        f"echo: b{i}" for i in range(4)
+    ]

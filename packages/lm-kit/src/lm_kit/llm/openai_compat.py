@@ -118,26 +118,46 @@ class OpenAICompatClient(BaseLLMClient):
         self.max_concurrency = max_concurrency
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
-        key = os.environ.get(api_key_env, "")
+        self._connect_timeout = connect_timeout
+        self._default_headers = dict(default_headers) if default_headers else None
+        self._rpm_limit, self._tpm_limit = rpm, tpm
+        self._sdk = self._make_sdk()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._bind_loop_state()
+        self.cache = ResponseCache(cache_dir, cache_mode) if cache_dir is not None else None
+        self.audit = AuditLog(audit_path) if audit_path is not None else None
+        self._json_mode_pos = 0
+
+    def _make_sdk(self) -> openai.AsyncOpenAI:
+        key = os.environ.get(self.api_key_env, "")
         if not key:
             if not is_loopback(self.base_url):
-                raise MissingAPIKey(api_key_env, self.base_url)
+                raise MissingAPIKey(self.api_key_env, self.base_url)
             key = "EMPTY"
-        self._sdk = openai.AsyncOpenAI(
+        return openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=key,
             max_retries=0,
-            timeout=openai.Timeout(timeout, connect=connect_timeout),
-            default_headers=dict(default_headers) if default_headers else None,
+            timeout=openai.Timeout(self.timeout, connect=self._connect_timeout),
+            default_headers=self._default_headers,
         )
-        del key
-        self._sem = asyncio.Semaphore(max_concurrency)
-        self._rpm = TokenBucket(rpm) if rpm else None
-        self._tpm = TokenBucket(tpm) if tpm else None
-        self.cache = ResponseCache(cache_dir, cache_mode) if cache_dir is not None else None
-        self.audit = AuditLog(audit_path) if audit_path is not None else None
+
+    def _bind_loop_state(self) -> None:
+        self._sem = asyncio.Semaphore(self.max_concurrency)
+        self._rpm = TokenBucket(self._rpm_limit) if self._rpm_limit else None
+        self._tpm = TokenBucket(self._tpm_limit) if self._tpm_limit else None
         self._inflight: dict[str, tuple[asyncio.Future[Completion], list[int]]] = {}
-        self._json_mode_pos = 0
+
+    def _ensure_loop(self) -> None:
+        """Rebind loop-bound state when the client is reused under a new event loop
+        (e.g. several ``asyncio.run`` calls in a script or notebook)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is not None:
+            self._sdk = self._make_sdk()  # the old HTTP pool belongs to the old loop
+            self._bind_loop_state()
+        self._loop = loop
 
     def __repr__(self) -> str:
         cache = f", cache={self.cache!r}" if self.cache else ""
@@ -147,7 +167,11 @@ class OpenAICompatClient(BaseLLMClient):
         )
 
     async def aclose(self) -> None:
-        await self._sdk.close()
+        if self._loop is None or self._loop is asyncio.get_running_loop():
+            await self._sdk.close()
+        else:  # its connections belong to an earlier, finished event loop: just drop them
+            self._sdk = self._make_sdk()
+            self._loop = None
 
     # -- request building ----------------------------------------------------------------------
     def _common_body(self, params: GenParams) -> dict[str, Any]:
@@ -199,6 +223,7 @@ class OpenAICompatClient(BaseLLMClient):
         )
         key = key_of(fields)
         stage_name = current_stage()
+        self._ensure_loop()
         if self.cache is not None:
             hit = self.cache.get(key)  # raises CacheMiss in mode "only"
             if hit is not None:
@@ -399,6 +424,7 @@ class OpenAICompatClient(BaseLLMClient):
 
     async def models(self) -> list[str]:
         """Model ids the server lists at ``/models`` (no retries)."""
+        self._ensure_loop()
         page = await self._sdk.models.list()
         return [m.id for m in page.data]
 
