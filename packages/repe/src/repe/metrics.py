@@ -9,17 +9,11 @@ import numpy as np
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    ranks = np.empty(len(x), dtype=np.float64)
-    i = 0
-    while i < len(xs):
-        j = i
-        while j + 1 < len(xs) and xs[j + 1] == xs[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
+    """1-based ranks with ties given their average rank."""
+    _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    end = np.cumsum(counts)
+    avg = end - (counts - 1) / 2.0
+    return avg[inv].astype(np.float64)
 
 
 def auroc(pos_scores: np.ndarray, neg_scores: np.ndarray) -> float:
