@@ -45,14 +45,19 @@ def zscore(
     train: np.ndarray,
     side: str = "both",
     threshold: float = 3.0,
+    period: int | None = None,
 ) -> BaselineResult:
+    """Climatology by hour of week (or by phase t mod `period` for step-indexed series)."""
     a, one = _cols(x)
-    how = np.asarray(times.dayofweek * 24 + times.hour)
+    if period is None:
+        how, n_phase = np.asarray(times.dayofweek * 24 + times.hour), 168
+    else:
+        how, n_phase = np.arange(len(times)) % period, period
     z = np.full(a.shape, np.nan)
     for j in range(a.shape[1]):
         col = a[:, j]
         tr = train & np.isfinite(col)
-        clim = pd.Series(col[tr]).groupby(how[tr]).mean().reindex(range(168)).to_numpy()
+        clim = pd.Series(col[tr]).groupby(how[tr]).mean().reindex(range(n_phase)).to_numpy()
         clim = np.where(np.isfinite(clim), clim, np.nanmean(col[tr]))
         r = col - clim[how]
         z[:, j] = r / np.nanstd(r[tr])

@@ -174,37 +174,49 @@ def pixel_pvalues(
     calib: np.ndarray,
     dec: np.ndarray,
     cfg: GridConfig,
+    batch: int = 512,
 ) -> np.ndarray:
-    """y: (..., time) block. Returns (..., 2, n_dec): window statistic and p-value per pixel."""
+    """y: (..., time) block. Returns (..., 2, n_dec): window statistic and p-value per pixel.
+
+    Pixels are processed in batches of `batch` so a task's memory stays ~10 x T x batch x 8 B.
+    """
     lead = y.shape[:-1]
-    Y = np.asarray(y, dtype=np.float64).reshape(-1, y.shape[-1]).T  # (time, npix)
-    if cfg.transform == "log":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            Y = np.log(np.where(Y > 0, Y, np.nan))
-    Xtr = X[train]
-    Ytr = Y[train]
-    finite = np.isfinite(Ytr)
-    if finite.all():
-        beta = np.linalg.lstsq(Xtr, Ytr, rcond=None)[0]
-    else:  # masked pixels: solve per pixel
-        beta = np.zeros((X.shape[1], Y.shape[1]))
-        for j in range(Y.shape[1]):
-            ok = finite[:, j]
-            if ok.sum() > X.shape[1] + 10:
-                beta[:, j] = np.linalg.lstsq(Xtr[ok], Ytr[ok, j], rcond=None)[0]
-            else:
-                beta[:, j] = np.nan
-    mu = X @ beta
-    r = Y - mu
-    sd = np.nanstd(r[train], axis=0)
-    z = r / np.where(sd > 0, sd, np.nan)
-    k = cfg.window
-    null = HACNull().fit(z[calib], k)
-    ws = window_stats(z, k)
-    stat = ws.mean[dec]
-    p = null.pvalue(stat, cfg.side, count=ws.count[dec])
-    out = np.stack([stat, p])  # (2, n_dec, npix)
-    return np.moveaxis(out, -1, 0).reshape(*lead, 2, len(dec))
+    flat = np.asarray(y).reshape(-1, y.shape[-1])
+    out = np.empty((flat.shape[0], 2, len(dec)))
+    pinv_tr = None
+    for s0 in range(0, flat.shape[0], batch):
+        Y = flat[s0 : s0 + batch].T.astype(np.float64)  # (time, npix)
+        if cfg.transform == "log":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                Y = np.log(np.where(Y > 0, Y, np.nan))
+        Xtr = X[train]
+        Ytr = Y[train]
+        finite = np.isfinite(Ytr)
+        if finite.all():
+            if pinv_tr is None:
+                pinv_tr = np.linalg.pinv(Xtr)
+            beta = pinv_tr @ Ytr
+        else:  # masked pixels: solve per pixel
+            beta = np.zeros((X.shape[1], Y.shape[1]))
+            for j in range(Y.shape[1]):
+                ok = finite[:, j]
+                if ok.sum() > X.shape[1] + 10:
+                    beta[:, j] = np.linalg.lstsq(Xtr[ok], Ytr[ok, j], rcond=None)[0]
+                else:
+                    beta[:, j] = np.nan
+        r = Y - X @ beta
+        del Y
+        sd = np.nanstd(r[train], axis=0)
+        z = r / np.where(sd > 0, sd, np.nan)
+        del r
+        k = cfg.window
+        null = HACNull().fit(z[calib], k)
+        ws = window_stats(z, k, msq=False)
+        stat = ws.mean[dec]
+        p = null.pvalue(stat, cfg.side, count=ws.count[dec])
+        out[s0 : s0 + batch, 0] = stat.T
+        out[s0 : s0 + batch, 1] = p.T
+    return out.reshape(*lead, 2, len(dec))
 
 
 def detect_grid(

@@ -43,7 +43,8 @@ def autocovariance(e: np.ndarray, max_lag: int) -> np.ndarray:
     x0 = np.where(valid, x - m, 0.0)
     v = valid.astype(np.float64)
     n = x.shape[0]
-    nfft = 1 << int(np.ceil(np.log2(2 * n)))
+    # zero padding to n + max_lag avoids circular wrap for the lags we keep
+    nfft = 1 << int(np.ceil(np.log2(n + max_lag + 1)))
     fx = np.fft.rfft(x0, nfft, axis=0)
     fv = np.fft.rfft(v, nfft, axis=0)
     num = np.fft.irfft(fx * np.conj(fx), nfft, axis=0)[: max_lag + 1]

@@ -24,7 +24,9 @@ def _lagged_diff(c: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def window_stats(e: np.ndarray, k: int, min_coverage: float = 0.75) -> WindowStats:
+def window_stats(
+    e: np.ndarray, k: int, min_coverage: float = 0.75, msq: bool = True
+) -> WindowStats:
     """Mean and mean square of valid points in each trailing window of length k.
 
     Windows with coverage n_t/k < `min_coverage` (including the first k-1 incomplete ones)
@@ -36,17 +38,21 @@ def window_stats(e: np.ndarray, k: int, min_coverage: float = 0.75) -> WindowSta
     valid = np.isfinite(x)
     x0 = np.where(valid, x, 0.0)
     c1 = np.cumsum(x0, axis=0)
-    c2 = np.cumsum(x0 * x0, axis=0)
     cn = np.cumsum(valid, axis=0, dtype=np.int64)
     s1 = _lagged_diff(c1, k)
-    s2 = _lagged_diff(c2, k)
+    del c1
     n = _lagged_diff(cn, k).astype(np.float64)
+    del cn
     coverage = n / k
     ok = coverage >= min_coverage
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(ok, s1 / n, np.nan)
-        msq = np.where(ok, s2 / n, np.nan)
-    return WindowStats(mean=mean, msq=msq, count=n, coverage=coverage)
+        if msq:
+            s2 = _lagged_diff(np.cumsum(x0 * x0, axis=0), k)
+            out_msq = np.where(ok, s2 / n, np.nan)
+        else:
+            out_msq = np.full(0, np.nan)
+    return WindowStats(mean=mean, msq=out_msq, count=n, coverage=coverage)
 
 
 def select_stat(ws: WindowStats, stat: str) -> np.ndarray:
