@@ -562,3 +562,36 @@ def test_client_survives_several_event_loops(server):
     assert [o.text for o in first + second] == [f"echo: a{i}" for i in range(4)] + [
         f"echo: b{i}" for i in range(4)
     ]
+
+
+def test_rerun_after_kill_hits_cache_for_every_finished_request(tmp_path):
+    rules = [Rule(pattern="slow", delay_s=5.0)]
+    reqs = [[Message.user(f"fast {i}")] for i in range(5)] + [[Message.user("slow one")]]
+    with FakeOpenAIServer(rules) as s:
+
+        async def killed():
+            c = client_for(s, cache_dir=tmp_path)
+            job = asyncio.ensure_future(c.map(reqs))
+            for _ in range(400):  # until the fast ones are cached; the slow one is in flight
+                if len(list(tmp_path.rglob("*.json"))) == 5:
+                    break
+                await asyncio.sleep(0.02)
+            job.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await job
+            await c.aclose()
+
+        run(killed())
+        n_before = len(s.completions_requests())
+        s.rules = []  # the server is fast now
+
+        async def rerun():
+            c = client_for(s, cache_dir=tmp_path)
+            try:
+                return await c.map(reqs)
+            finally:
+                await c.aclose()
+
+        outs = run(rerun())
+        assert len(s.completions_requests()) == n_before + 1  # only the unfinished one again
+    assert [o.from_cache for o in outs] == [True] * 5 + [False]
