@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -31,6 +31,17 @@ class OperatorParams:
     b: torch.Tensor | None = None  # leace
     f: torch.Tensor | None = None
     mu: torch.Tensor | None = None
+    _cast: dict[tuple[torch.device, torch.dtype], torch.Tensor] = field(
+        default_factory=dict, repr=False
+    )
+
+    def v_like(self, h: torch.Tensor) -> torch.Tensor:
+        """``v`` on h's device and dtype, cast once per (device, dtype)."""
+        key = (h.device, h.dtype)
+        out = self._cast.get(key)
+        if out is None:
+            out = self._cast[key] = self.v.to(device=h.device, dtype=h.dtype)
+        return out
 
 
 def _alpha(alpha: float | torch.Tensor, h: torch.Tensor) -> torch.Tensor | float:
@@ -58,9 +69,9 @@ def apply_operator(
         else mask.to(device=h.device, dtype=h.dtype)
     )[..., None]
     a = _alpha(alpha, h)
-    v = p.v.to(device=h.device, dtype=h.dtype)
+    v = p.v_like(h)
     if name == "add":
-        out = h + m * a * v
+        out = torch.addcmul(h, m, v, value=a) if isinstance(a, float) else h + m * a * v
     elif name == "piecewise":
         proj = h @ v
         out = h + m * a * torch.sign(proj)[..., None] * v

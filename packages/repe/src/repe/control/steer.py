@@ -221,8 +221,8 @@ def _resolve_specs(
 
 
 def _position_context(model: Any) -> Any:
-    """lm-kit's PositionContext; works around an lm-kit build whose ``_tag`` rejects bound
-    methods (the hook is the same ``PositionContext._pre``, wrapped in a plain function)."""
+    """lm-kit's PositionContext, also keeping the current ``input_ids`` so that uncached
+    decoding (prompt + generated tokens re-run from scratch) is told apart from a new prompt."""
     from lm_kit.positions import PositionContext
 
     class _Ctx(PositionContext):
@@ -234,21 +234,6 @@ def _position_context(model: Any) -> Any:
             if ids is None and args and isinstance(args[0], torch.Tensor):
                 ids = args[0]
             self.current_ids = ids
-
-        def __enter__(self) -> Any:
-            try:
-                return super().__enter__()
-            except AttributeError:
-                from lm_kit.arch import base_model_of
-
-                def pre(module: Any, args: tuple, kwargs: dict) -> None:
-                    return self._pre(module, args, kwargs)
-
-                pre._lm_kit_hook = True  # type: ignore[attr-defined]
-                self._handle = base_model_of(self.model).register_forward_pre_hook(
-                    pre, with_kwargs=True, prepend=True
-                )
-                return self
 
     return _Ctx(model)
 
