@@ -31,9 +31,9 @@ def tiny_cache(tmp_path_factory):
     sae.requires_grad_(False)
     rng = torch.Generator().manual_seed(0)
     docs = []
-    for d in range(240):
+    for _ in range(160):
         sents = []
-        for _ in range(4):
+        for _k in range(4):
             t = TEMPLATES[int(torch.randint(len(TEMPLATES), (1,), generator=rng))]
             for c, ws in WORDLISTS.items():
                 t = t.replace("{" + c + "}", ws[int(torch.randint(10, (1,), generator=rng))])

@@ -39,7 +39,8 @@ def gensim_wikipedia() -> list[str] | None:
     dumps = sorted(data.glob("enwiki-*.xml.bz2"))
     if not dumps:
         return None
-    text = bz2.open(dumps[0], "rt", encoding="utf-8").read()
+    with bz2.open(dumps[0], "rt", encoding="utf-8") as f:
+        text = f.read()
     pages = re.findall(r"<text[^>]*>(.*?)</text>", text, re.S)
     clean = []
     for p in pages:

@@ -61,7 +61,12 @@ def _step(name: str, done: bool) -> None:
 
 
 def run_demo(
-    out: Path, quick: bool, llm: str | None, llm_model: str | None, explainers: tuple[str, ...]
+    out: Path,
+    quick: bool,
+    llm: str | None,
+    llm_model: str | None,
+    explainers: tuple[str, ...],
+    size: DemoSize | None = None,
 ) -> Path:
     from autointerp.config import preset
     from autointerp.pipeline import Pipeline
@@ -73,7 +78,7 @@ def run_demo(
     from interp.corpus import demo_corpus
     from interp.llm_setup import make_embedder, make_llm
 
-    size = QUICK if quick else FULL
+    size = size or (QUICK if quick else FULL)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     console.print(f"[bold]interp demo[/bold] ({'quick' if quick else 'full'}) -> {out}")

@@ -25,7 +25,8 @@ def make_llm(
             from lm_kit.llm import TransformersClient
 
             model, tok = loaded
-            return TransformersClient(model, tok, name=target, cache_dir=cache_dir)
+            # a name with ":" breaks lm-kit's cache key (parsed as host:port), so pass the bare spec
+            return TransformersClient(model, tok, name=target.split(":", 1)[1], cache_dir=cache_dir)
         return make_client(target, cache_dir=cache_dir)
     raise ValueError(
         f"--llm must be an http(s):// OpenAI-compatible URL or local:<model>, got {target!r}"

@@ -35,6 +35,8 @@ from autointerp.source import ActivationSource
 from autointerp.store import atomic_write_text, read_record, stage_key, write_record
 
 STAGES = ("examples", "explain", "score", "report")
+RETRY_FLAGS = {"all_failed", "insufficient"}  # records worth retrying on the next run
+PROMPTS_VERSION = 2  # bump when prompt wording changes: records made with old prompts are redone
 LLM_SCORERS = {"detection", "fuzzing", "simulation", "intruder"}
 EMBED_SCORERS = {"embedding", "example_embedding"}
 
@@ -128,7 +130,14 @@ class Pipeline:
 
     def expl_key(self, explainer: str, i: int, ex_key: str) -> str:
         model = getattr(self.client, "model", None) if explainer != "token_list" else None
-        return stage_key("explain", ex_key, explainer, dataclasses.asdict(self.cfg.explain), model)
+        return stage_key(
+            "explain",
+            ex_key,
+            explainer,
+            dataclasses.asdict(self.cfg.explain),
+            model,
+            PROMPTS_VERSION,
+        )
 
     def score_key(self, scorer: str, expl_key: str) -> str:
         model = None
@@ -140,7 +149,7 @@ class Pipeline:
             model = getattr(self.lm, "name", None)
         sc = dataclasses.asdict(self.cfg.score)
         sc.pop("scorers")
-        return stage_key("score", expl_key, scorer, sc, model)
+        return stage_key("score", expl_key, scorer, sc, model, PROMPTS_VERSION)
 
     # ---- stages --------------------------------------------------------------------------------
     def run(
@@ -282,7 +291,11 @@ class Pipeline:
             expl = Explanation.model_validate(erec)
         key = self.score_key(name, ekey)
         rec = read_record(self.score_path(name, expl_name, i), key)
-        if rec is not None and not rec.get("failed"):
+        if (
+            rec is not None
+            and not rec.get("failed")
+            and not RETRY_FLAGS & set(rec.get("flags", []))
+        ):
             counts["skipped"] += 1
             return
         async with sem:
@@ -309,16 +322,17 @@ class Pipeline:
             raise ValueError(f"unknown scorer(s) {unknown}; valid: {', '.join(sorted(SCORERS))}")
         sem = asyncio.Semaphore(self.cfg.concurrency)
         counts = {"done": 0, "skipped": 0, "failed": 0}
+        # all (scorer, explainer, latent) jobs at once, so a batching backend sees full batches
+        jobs = []
         for name in scorers:
             scorer = self._scorer(name)
             for expl_name in self.explainers:
-                with _progress(len(latents), f"score[{name}/{expl_name}]", self.progress) as bar:
-                    tasks = [
-                        self._score_one(name, scorer, expl_name, i, sem, counts) for i in latents
-                    ]
-                    for fut in asyncio.as_completed(tasks):
-                        await fut
-                        bar.update(1)
+                jobs += [self._score_one(name, scorer, expl_name, i, sem, counts) for i in latents]
+        desc = f"score[{','.join(scorers)} x {','.join(self.explainers)}]"
+        with _progress(len(jobs), desc, self.progress) as bar:
+            for fut in asyncio.as_completed(jobs):
+                await fut
+                bar.update(1)
         return counts
 
 

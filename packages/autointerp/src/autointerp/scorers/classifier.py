@@ -24,7 +24,7 @@ from autointerp.schema import (
     Window,
 )
 from autointerp.scorers.base import precheck
-from autointerp.scorers.prompts import classifier_messages
+from autointerp.scorers.prompts import classifier_messages, repair_messages
 from autointerp.sequential import SequentialRule, should_stop
 
 
@@ -130,9 +130,9 @@ class ClassifierScorer:
         pt = ct = nreq = 0
         err: str | None = None
         flags: list[str] = []
+        ask = msgs
         for attempt in range(2):  # one repair retry, then the batch is marked failed
-            params = self.params if attempt == 0 else self.params.replace(sample_index=1)
-            out = await safe_chat(self.client, msgs, params, self.stage_name)
+            out = await safe_chat(self.client, ask, self.params, self.stage_name)
             nreq += 1
             if not out.ok:
                 return None, None, pt, ct, nreq, out.error, flags
@@ -148,6 +148,7 @@ class ClassifierScorer:
             err = (
                 f"unparseable or wrong-length answer (wanted {len(batch)} labels): {c.text[:120]!r}"
             )
+            ask = repair_messages(msgs, c.text, len(batch))
         return None, None, pt, ct, nreq, err, flags
 
     async def score(self, ex: LatentExamples, expl: Explanation) -> ScoreResult:

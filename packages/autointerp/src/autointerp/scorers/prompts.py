@@ -20,13 +20,15 @@ FUZZING_SYSTEM = (
 
 _FS_DET = (
     "Feature explanation: words for weather conditions\n\n"
-    "Example 1: it was raining hard all night\nExample 2: the cat slept on the sofa",
-    "[1, 0]",
+    "Example 1: it was raining hard all night\nExample 2: the cat slept on the sofa\n"
+    "Example 3: we ate bread\nExample 4: a cold fog rolled in\nExample 5: he paid the bill",
+    "[1, 0, 0, 1, 0]",
 )
 _FS_FUZZ = (
     "Feature explanation: words for weather conditions\n\n"
-    "Example 1: it was <<raining>> hard all night\nExample 2: the <<cat>> slept on the sofa",
-    "[1, 0]",
+    "Example 1: it was <<raining>> hard all night\nExample 2: the <<cat>> slept on the sofa\n"
+    "Example 3: we <<ate>> bread\nExample 4: a cold <<fog>> rolled in\nExample 5: he paid the <<bill>>",
+    "[1, 0, 0, 1, 0]",
 )
 
 DELPHI_DETECTION_SYSTEM = (
@@ -131,5 +133,20 @@ def classifier_messages(
     body = f"Feature explanation: {explanation}\n\n" + "\n".join(
         f"Example {i}: {t}" for i, t in enumerate(texts, 1)
     )
+    body += f"\n\nAnswer with a JSON list of exactly {n} integers (0 or 1)."
     msgs.append(Message.user(body))
     return msgs
+
+
+def repair_messages(
+    msgs: list[Message], bad: str, n: int, lo: int = 0, hi: int = 1
+) -> list[Message]:
+    """The one repair retry: show the model its answer and ask again for exactly n values."""
+    return [
+        *msgs,
+        Message.assistant(bad[:500]),
+        Message.user(
+            f"That answer could not be read. Reply with only a JSON list of exactly {n} integers "
+            f"between {lo} and {hi}, one per item, in order."
+        ),
+    ]

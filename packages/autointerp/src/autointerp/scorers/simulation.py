@@ -15,6 +15,7 @@ from autointerp.parse import parse_int_list
 from autointerp.rng import make_rng
 from autointerp.schema import Explanation, LatentExamples, Prediction, ScoreResult, Window
 from autointerp.scorers.base import precheck, register
+from autointerp.scorers.prompts import repair_messages
 
 SYSTEM = (
     "We study neurons in a language model. Each neuron looks for one kind of thing in text. Given an "
@@ -83,10 +84,9 @@ class SimulationScorer:
         msgs = simulation_messages(z, w.tokens)
         pt = ct = nreq = 0
         err = None
-        for attempt in range(2):  # a length mismatch gets one retry, then the window fails
-            out = await safe_chat(
-                self.client, msgs, self.params.replace(sample_index=attempt), "score:simulation"
-            )
+        ask = msgs
+        for _attempt in range(2):  # a length mismatch gets one repair retry, then the window fails
+            out = await safe_chat(self.client, ask, self.params, "score:simulation")
             nreq += 1
             if not out.ok:
                 return None, False, pt, ct, nreq, out.error
@@ -96,6 +96,7 @@ class SimulationScorer:
             hard = parse_int_list(c.text, len(w.tokens), set(range(11)))
             if hard is None:
                 err = f"simulation slot mismatch (wanted {len(w.tokens)} values): {c.text[:80]!r}"
+                ask = repair_messages(msgs, c.text, len(w.tokens), 0, 10)
                 continue
             ev = expected_value_slots(c.logprobs, len(w.tokens)) if self.params.logprobs else None
             if ev is not None and not any(math.isnan(x) for x in ev):
