@@ -110,18 +110,26 @@ def _tokenize(
     return docs
 
 
-def plan_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Sort by length (longest first) and group so that ``n_docs * max_len <= batch_tokens``
-    (a single over-long document still gets its own batch). Every document appears once."""
+def plan_batches(
+    lengths: Sequence[int], batch_tokens: int, max_padding: float = 0.1
+) -> list[list[int]]:
+    """Sort by length (longest first) and group so that ``n_docs * max_len <= batch_tokens`` and
+    the pad share of each batch stays ``<= max_padding`` (a single document always fits).
+    Every document appears exactly once, the short final batch included."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     batches: list[list[int]] = []
     cur: list[int] = []
+    real = 0
     for i in order:
         width = max([lengths[j] for j in cur] + [lengths[i]])
-        if cur and (len(cur) + 1) * width > batch_tokens:
+        n = len(cur) + 1
+        over_budget = n * width > batch_tokens
+        too_padded = 1 - (real + lengths[i]) / (n * width) > max_padding
+        if cur and (over_budget or too_padded):
             batches.append(cur)
-            cur = []
+            cur, real = [], 0
         cur.append(i)
+        real += lengths[i]
     if cur:
         batches.append(cur)
     return batches
@@ -138,10 +146,10 @@ def _pad_left(docs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 
 def _fingerprint(
-    docs: list[list[int]], sites: list[str], mode: str, batch_tokens: int, model_id: str
+    docs: list[list[int]], sites: list[str], mode: str, batching: str, model_id: str
 ) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([sites, mode, batch_tokens, model_id]).encode())
+    h.update(json.dumps([sites, mode, batching, model_id]).encode())
     for d in docs:
         h.update(np.asarray(d, dtype=np.int64).tobytes())
         h.update(b"|")
@@ -156,6 +164,7 @@ def extract(
     mode: str | int = "last",
     *,
     batch_tokens: int = 8192,
+    max_padding: float = 0.1,
     out: str | os.PathLike[str] | None = None,
     max_length: int | None = None,
     add_special_tokens: bool = True,
@@ -165,8 +174,9 @@ def extract(
 
     ``mode``: ``"last"`` (last real token), ``"mean"`` (masked mean), ``"all"`` (every real token,
     pads excluded, with an index of (document, position)), or an int token index (negative counts
-    from the end). Batches are left-padded; the result is in input order and includes the short
-    final batch. With ``out=``, results stream to fp16 memmaps and a rerun resumes.
+    from the end). Batches are length-sorted, hold at most ``batch_tokens`` padded tokens and at
+    most ``max_padding`` pads, and are left-padded; the result is in input order and includes the
+    short final batch. With ``out=``, results stream to fp16 memmaps and a rerun resumes.
     """
     from tqdm.auto import tqdm
 
@@ -178,7 +188,7 @@ def extract(
     dims = {s.name: int(widths[(s.module_path, s.direction)] or 0) for s in resolved}
     docs = _tokenize(tok, data, max_length, add_special_tokens)
     lengths = [len(d) for d in docs]
-    batches = plan_batches(lengths, batch_tokens)
+    batches = plan_batches(lengths, batch_tokens, max_padding)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     per_token = mode == "all"
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64) if per_token else None
@@ -199,7 +209,7 @@ def extract(
         model_id = str(
             getattr(getattr(model, "config", None), "_name_or_path", type(model).__name__)
         )
-        fp = _fingerprint(docs, names, str(mode), batch_tokens, model_id)
+        fp = _fingerprint(docs, names, str(mode), f"{batch_tokens}/{max_padding}", model_id)
         arrays, done = _open_store(
             store_dir, fp, names, dims, n_rows, index, mode, lengths, len(batches)
         )
