@@ -38,7 +38,7 @@ def monthly_origins(index: pd.DatetimeIndex, start: str, end: str) -> list[pd.Ti
     return [m for m in months if index[0] < m <= index[-1]]
 
 
-def test_span(origin: pd.Timestamp, horizon: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
+def evaluation_span(origin: pd.Timestamp, horizon: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
     """[origin, end): 'month' is the calendar month starting at origin (28-31 days)."""
     if horizon == "month":
         return origin, origin + pd.offsets.MonthBegin(1)
@@ -143,7 +143,7 @@ def backtest(
         if path is not None and resume and path.exists():
             rows.extend(json.loads(path.read_text()))
             continue
-        start, end = test_span(origin, horizon)
+        start, end = evaluation_span(origin, horizon)
         train_end = origin - gap
         train_mask = y.index < train_end
         if window is not None:

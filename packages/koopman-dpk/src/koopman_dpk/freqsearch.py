@@ -248,8 +248,9 @@ def search_slot(
             cur = float(verify(current_omega))
             if not cur > losses[best_i]:  # keep the current slot unless strictly improved
                 best = 2 * np.pi / current_omega
-    if use_ndft and verify is not None and heuristic != "anchor" and best in cands:
-        best = _refine(verify, 2 * np.pi / best, float(omegas[1] - omegas[0]))
+    if verify is not None and heuristic != "anchor" and best in cands:
+        # polish within one grid cell by golden section on the direct loss
+        best = _refine(verify, 2 * np.pi / best, float(abs(omegas[1] - omegas[0])))
     res = SearchResult(2 * np.pi / best, best, cands, losses, method=used)
     if keep_surface:
         res.surface_periods, res.surface_values = periods, E

@@ -1,0 +1,195 @@
+"""Backtest resume/refusal, baselines, plots and the CLI on tiny data."""
+
+import json
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from koopman_dpk import DPK, DPKInputError
+from koopman_dpk.backtest import backtest, evaluation_span, gefcom_loss_weights, summarize
+from koopman_dpk.baselines import FourierBaseline, SeasonalNaive
+from koopman_dpk.cli import app
+from koopman_dpk.freqsearch import phase_grid, search_slot
+from koopman_dpk.plots import components, fan_chart, pit_hist, reliability, search_surface
+from matplotlib.figure import Figure
+from typer.testing import CliRunner
+
+matplotlib.use("Agg")
+
+
+def hourly(n=24 * 40, seed=0):
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2021-01-01", periods=n, freq="h")
+    temp = rng.normal(size=n)
+    y = 10 + 2 * np.cos(2 * np.pi * np.arange(n) / 24) + 0.5 * temp + 0.3 * rng.normal(size=n)
+    return pd.Series(y, index=idx, name="load"), pd.DataFrame({"temp": temp}, index=idx)
+
+
+def fast_dpk():
+    return DPK(periods=["24h"], epochs=3, search_cutoff=0, trend="constant", seed=0)
+
+
+def test_seasonal_naive_hand_computed():
+    y = pd.Series([1.0, 2.0, 3.0, 2.0, 3.0, 4.0])  # season 3: residuals 1, 1, 1 -> sd 0
+    b = SeasonalNaive(3).fit(y)
+    np.testing.assert_array_equal(b.predict_mean(4), [2.0, 3.0, 4.0, 2.0])
+    assert b.sigma_ == 0.0
+    q = b.predict_quantiles(4, [0.1, 0.9])
+    np.testing.assert_array_equal(q[:, 0], q[:, 1])
+
+
+def test_fourier_baseline_recovers_sinusoid():
+    t = np.arange(500.0)
+    y = pd.Series(3 + np.cos(2 * np.pi * t / 17))
+    b = FourierBaseline(n_periods=1).fit(y)
+    np.testing.assert_allclose(
+        b.predict_mean(17), 3 + np.cos(2 * np.pi * np.arange(500, 517) / 17), atol=1e-3
+    )
+
+
+def test_backtest_resumes_and_refuses_a_changed_config(tmp_path):
+    y, x = hourly()
+    kw = dict(
+        origins=["2021-02-01", "2021-02-05"],
+        horizon="2D",
+        baselines={"SN": lambda: SeasonalNaive(24)},
+        out_dir=tmp_path,
+        progress=False,
+    )
+    res = backtest(fast_dpk, y, x, config={"v": 1}, **kw)
+    assert set(res.model) == {"DPK", "SN"} and len(res) == 4
+    assert res[res.model == "DPK"].n_test.tolist() == [48, 48]
+    files = sorted(tmp_path.glob("origin-*.json"))
+    assert len(files) == 2
+
+    def boom():
+        raise AssertionError("finished origins must not be refitted")
+
+    again = backtest(boom, y, x, config={"v": 1}, **kw)
+    pd.testing.assert_frame_equal(again, res)
+    with pytest.raises(DPKInputError, match="another configuration"):
+        backtest(fast_dpk, y, x, config={"v": 2}, **kw)
+    s = summarize(res)
+    assert s.loc[0, "baseline"] == "SN" and s.loc[0, "pinball_ratio"] > 0
+    assert json.loads((tmp_path / "backtest.json").read_text())["models"] == ["DPK", "SN"]
+
+
+def test_calendar_month_span_and_gefcom_weights():
+    start, end = evaluation_span(pd.Timestamp("2017-02-01"), "month")
+    assert (end - start) == pd.Timedelta(days=28)  # not 31 days
+    w = gefcom_loss_weights(
+        pd.date_range("2016-01-01", periods=1000, freq="D"), pd.Timestamp("2018-07-01")
+    )
+    assert w.shape == (1000,) and w[-1] > w[0]  # recency
+
+
+def test_plots_return_figures():
+    y, x = hourly(24 * 10)
+    m = DPK(periods=["24h"], epochs=2, search_cutoff=0).fit(y[:200], covariates=x[:200])
+    fc = m.predict(times=y.index[200:248], covariates=x[200:248])
+    assert isinstance(
+        fan_chart(fc, y[200:248].to_numpy(), history=(y.index[:200], y[:200])), Figure
+    )
+    assert isinstance(pit_hist(fc.pit(y[200:248].to_numpy())), Figure)
+    assert isinstance(reliability(fc, y[200:248].to_numpy()), Figure)
+    assert isinstance(components(m, times=y.index[200:248], covariates=x[200:248]), Figure)
+    tau = np.arange(300.0)
+    L = (np.cos(2 * np.pi * tau / 11)[:, None] - np.cos(phase_grid(8))[None, :]) ** 2
+    assert isinstance(search_surface(search_slot(L, tau, keep_surface=True), [11]), Figure)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_cli_fit_predict_backtest_csv_and_netcdf(tmp_path):
+    y, x = hourly(24 * 20)
+    df = pd.concat([y, x], axis=1)
+    df.index.name = "time"
+    csv = tmp_path / "data.csv"
+    df.to_csv(csv)
+    runner = CliRunner()
+    r = runner.invoke(
+        app,
+        [
+            "fit",
+            str(csv),
+            "--target",
+            "load",
+            "--covariates",
+            "temp",
+            "--periods",
+            "24h",
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path / "model"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    future = df[["temp"]].iloc[:24].copy()
+    future.index = df.index[-1] + pd.Timedelta("1h") * np.arange(1, 25)
+    future.index.name = "time"
+    future.to_csv(tmp_path / "future.csv")
+    r = runner.invoke(
+        app,
+        [
+            "predict",
+            str(tmp_path / "model"),
+            "--data",
+            str(tmp_path / "future.csv"),
+            "--out",
+            str(tmp_path / "fc.csv"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    out = pd.read_csv(tmp_path / "fc.csv", index_col=0)
+    assert len(out) == 24 and {"mean", "std", "q0.1", "q0.9"} <= set(out.columns)
+    nc = tmp_path / "data.nc"
+    df.to_xarray().to_netcdf(nc)
+    r = runner.invoke(
+        app,
+        [
+            "fit",
+            str(nc),
+            "--target",
+            "load",
+            "--periods",
+            "24h",
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path / "model2"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app,
+        ["predict", str(tmp_path / "model2"), "--horizon", "12", "--out", str(tmp_path / "fc.nc")],
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["fit", str(csv), "--target", "nope", "--out", str(tmp_path / "m3")])
+    assert r.exit_code == 2 and "nope" in r.output
+    r = runner.invoke(
+        app,
+        [
+            "backtest",
+            str(csv),
+            "--target",
+            "load",
+            "--origins",
+            "2021-01-15",
+            "--horizon",
+            "1D",
+            "--periods",
+            "24h",
+            "--epochs",
+            "2",
+            "--baselines",
+            "seasonal_naive:24",
+            "--out-dir",
+            str(tmp_path / "bt"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "pinball_ratio" in r.output
