@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from koopman_dpk import DPK, DPKInputError
 from koopman_dpk.backtest import backtest, evaluation_span, gefcom_loss_weights, summarize
-from koopman_dpk.baselines import FourierBaseline, SeasonalNaive
+from koopman_dpk.baselines import FourierBaseline, SeasonalNaive, VanillaMLR
 from koopman_dpk.cli import app
 from koopman_dpk.freqsearch import phase_grid, search_slot
 from koopman_dpk.plots import components, fan_chart, pit_hist, reliability, search_surface
@@ -46,6 +46,42 @@ def test_fourier_baseline_recovers_sinusoid():
     np.testing.assert_allclose(
         b.predict_mean(17), 3 + np.cos(2 * np.pi * np.arange(500, 517) / 17), atol=1e-3
     )
+
+
+def test_vanilla_mlr_recovers_a_model_in_its_span_and_uses_shifted_scenarios():
+    # half-hourly load that lies exactly in Vanilla's design span: level + slot-of-day effect
+    # + weekday effect + cubic in temperature. OLS must recover it, and the q-quantile is the
+    # floor(q n)-th of the n = 9 forecasts made with the temperature shifted by -4..+4 days.
+    # (A calendar month never seen in training has no month effect: that is Vanilla's design.)
+    rng = np.random.default_rng(0)
+    idx = pd.date_range("2021-03-01", periods=48 * 70, freq="30min")
+    temp = pd.Series(15 + 5 * np.sin(np.arange(idx.size) / 300) + rng.normal(size=idx.size), idx)
+    slot = (idx.hour * 2 + idx.minute // 30).to_numpy()
+    slot_eff = 3 * np.cos(2 * np.pi * np.arange(48) / 48)
+    wd_eff = np.array([0.0, 0.5, 0.4, 0.3, 0.2, -1.0, -1.5])
+
+    def truth(ix, tt):
+        s = (ix.hour * 2 + ix.minute // 30).to_numpy()
+        return 50 + slot_eff[s] + wd_eff[ix.dayofweek.to_numpy()] + 0.8 * tt + 0.01 * tt**3
+
+    y = pd.Series(truth(idx, temp.to_numpy()), idx)
+    assert slot.max() == 47
+    n_train = 48 * 21  # train 1-21 March, test 22-28 March (a month seen in training)
+    test = idx[n_train : n_train + 48 * 7]
+    m = VanillaMLR(temp).fit(y.iloc[:n_train])
+    levels = [0.1, 0.5, 0.9]
+    q = m.predict_quantiles(len(test), levels, covariates=pd.DataFrame(index=test))
+    scen = np.sort(
+        np.stack(
+            [truth(test, temp.reindex(test + pd.Timedelta(days=d)).to_numpy()) for d in range(-4, 5)],
+            1,
+        ),
+        axis=1,
+    )
+    expected = scen[:, [int(np.floor(lv * 9)) for lv in levels]]
+    np.testing.assert_allclose(q, expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(DPKInputError, match="DatetimeIndex"):
+        VanillaMLR(temp).fit(pd.Series(y.to_numpy()))
 
 
 def test_backtest_resumes_and_refuses_a_changed_config(tmp_path):

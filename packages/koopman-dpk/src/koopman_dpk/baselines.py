@@ -156,3 +156,74 @@ class StatsforecastModel:
             else:
                 res[:, j] = out[f"lo-{lv}"] if x < 0.5 else out[f"hi-{lv}"]
         return np.sort(res, axis=1)
+
+
+class VanillaMLR:
+    """Hong's GEFCom Vanilla benchmark: OLS on trend + M + W + H + W:H + (T, T^2, T^3)
+    + (T, T^2, T^3):M + (T, T^2, T^3):H, with the calendar taken from the timestamps ('H' is
+    the period of the day, so half-hourly data gets 48 levels).
+
+    Probabilistic forecasts come from temperature scenarios. `scenarios="shifted"` (ex post, for
+    spans under 3 years) uses the actual temperature shifted by -4..+4 days; the q-quantile is
+    sorted[floor(q n)] over the n scenario forecasts. `temperature` is the full temperature
+    series (it must cover the shifted test times).
+    """
+
+    def __init__(self, temperature: pd.Series, column: str = "Temperature", shift_days: int = 4):
+        self.temperature = temperature.sort_index()
+        self.column = column
+        self.shift_days = shift_days
+        self.name = "Vanilla"
+
+    def _design(self, idx: pd.DatetimeIndex, temp: np.ndarray) -> np.ndarray:
+        slot = ((idx.hour * 60 + idx.minute) // self.step_min_).to_numpy()
+        month = idx.month.to_numpy() - 1
+        wday = idx.dayofweek.to_numpy()
+        n = len(idx)
+        trend = ((idx - self.t0_) / pd.Timedelta(days=365.25)).to_numpy(float)
+
+        def onehot(v, k):
+            out = np.zeros((n, k))
+            out[np.arange(n), v] = 1.0
+            return out
+
+        M, W, H = onehot(month, 12), onehot(wday, 7), onehot(slot, self.n_slots_)
+        WH = onehot(wday * self.n_slots_ + slot, 7 * self.n_slots_)
+        t = (temp - self.t_mean_) / self.t_std_
+        T = np.stack([t, t**2, t**3], 1)
+        TM = (T[:, :, None] * M[:, None, :]).reshape(n, -1)
+        TH = (T[:, :, None] * H[:, None, :]).reshape(n, -1)
+        return np.concatenate([np.ones((n, 1)), trend[:, None], M, W, H, WH, T, TM, TH], axis=1)
+
+    def fit(self, y: pd.Series, covariates: pd.DataFrame | None = None) -> VanillaMLR:
+        if not isinstance(y.index, pd.DatetimeIndex):
+            raise DPKInputError("VanillaMLR needs a DatetimeIndex (its calendar comes from timestamps)")
+        step = pd.Series(y.index).diff().median()
+        self.step_min_ = max(int(step / pd.Timedelta(minutes=1)), 1)
+        self.n_slots_ = max(1440 // self.step_min_, 1)
+        self.t0_ = y.index[0]
+        temp = self.temperature.reindex(y.index).to_numpy(float)
+        self.t_mean_, self.t_std_ = float(np.nanmean(temp)), float(np.nanstd(temp))
+        ok = np.isfinite(temp) & y.notna().to_numpy()
+        X = self._design(y.index[ok], temp[ok])
+        self.beta_, *_ = np.linalg.lstsq(X, y.to_numpy(float)[ok], rcond=None)
+        return self
+
+    def _scenarios(self, idx: pd.DatetimeIndex) -> np.ndarray:
+        out = []
+        for d in range(-self.shift_days, self.shift_days + 1):
+            shifted = self.temperature.reindex(idx + pd.Timedelta(days=d)).to_numpy(float)
+            base = self.temperature.reindex(idx).to_numpy(float)
+            out.append(self._design(idx, np.where(np.isfinite(shifted), shifted, base)) @ self.beta_)
+        return np.sort(np.stack(out, 1), axis=1)
+
+    def predict_mean(self, horizon: int, covariates: pd.DataFrame | None = None) -> np.ndarray:
+        return self._scenarios(covariates.index).mean(axis=1)
+
+    def predict_quantiles(self, horizon: int, levels: Sequence[float], covariates: pd.DataFrame | None = None) -> np.ndarray:
+        if covariates is None:
+            raise DPKInputError("VanillaMLR needs the test covariates (their index gives the calendar)")
+        q = _levels(levels)
+        sc = self._scenarios(covariates.index)
+        n = sc.shape[1]
+        return sc[:, np.minimum(np.floor(q * n).astype(int), n - 1)]

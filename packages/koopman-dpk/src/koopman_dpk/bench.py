@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from .backtest import backtest, summarize
-from .baselines import SeasonalNaive, StatsforecastModel
+from .baselines import SeasonalNaive, StatsforecastModel, VanillaMLR
 from .datasets import load_co2, load_elecdemand, load_taylor
 from .model import DPK
 
@@ -123,6 +123,8 @@ def run_case(
         "MSTL": lambda: StatsforecastModel("MSTL", case.seasons),
         "AutoETS": lambda: StatsforecastModel("AutoETS", case.season),
     }
+    if case.extra.get("vanilla") and x is not None:
+        baselines["Vanilla"] = lambda: VanillaMLR(x["Temperature"])
     res = backtest(
         lambda: DPK(**case.dpk),
         y,
