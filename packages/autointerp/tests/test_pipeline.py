@@ -4,7 +4,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 from autointerp.config import PipelineConfig, preset
-from autointerp.pipeline import Pipeline, RunDirError, load_scores
+from autointerp.pipeline import Pipeline, RunDirError, load_explanations, load_scores
 from autointerp.schema import SCHEMA_VERSION, SchemaVersionError, ScoreResult
 from autointerp.testing import OracleClient, OracleEmbedder, OracleLogprob
 
@@ -142,3 +142,54 @@ def test_unknown_scorer_is_named(planted, tmp_path):
     with pytest.raises(ValueError, match="valid: .*detection"):
         p.run(stages=["score"], latents=[0], scorers=["nope"])
     assert load_scores(tmp_path) == []
+
+
+def test_shuffled_baseline_is_a_derangement_and_scores_lower(planted, tmp_path):
+    cfg = preset("quick")
+    cfg = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, scorers=("detection",)))
+    lat = [0, 1, 2, 3, 4, 5]  # the six token-class latents: each class differs from the others
+
+    def run(client):
+        p = Pipeline(
+            tmp_path,
+            cfg,
+            client,
+            OracleEmbedder(),
+            source=planted.source,
+            explainers=("default", "shuffled"),
+            progress=False,
+        )
+        return p.run(latents=lat)
+
+    out = run(OracleClient())
+    expl = {(e.latent, e.explainer): e for e in load_explanations(tmp_path)}
+    donors = set()
+    for i in lat:
+        sh = expl[(i, "shuffled")]
+        j = int(sh.flags[0].split(":")[1])
+        assert j != i and sh.text == expl[(j, "default")].text
+        donors.add(j)
+    assert donors == set(lat)  # a permutation: every explanation is reused exactly once
+    det = {(s.latent, s.explainer): s.value for s in load_scores(tmp_path)}
+    for i in lat:
+        assert det[(i, "default")] > det[(i, "shuffled")]
+    # a rerun changes nothing and asks nothing
+    c2 = OracleClient()
+    out = run(c2)
+    assert c2.n_calls == 0 and out["explain"]["skipped"] == 12 and out["score"]["skipped"] == 12
+
+
+def test_shuffled_baseline_needs_two_latents(planted, tmp_path):
+    cfg = preset("quick")
+    cfg = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, scorers=("detection",)))
+    Pipeline(
+        tmp_path,
+        cfg,
+        OracleClient(),
+        OracleEmbedder(),
+        source=planted.source,
+        explainers=("default", "shuffled"),
+        progress=False,
+    ).run(latents=[0])
+    e = next(e for e in load_explanations(tmp_path) if e.explainer == "shuffled")
+    assert e.failed and ">= 2 latents" in e.error

@@ -27,7 +27,10 @@ LlmModel = Annotated[
 ]
 Explainers = Annotated[
     str,
-    typer.Option("--explainers", help="comma list: default, contrastive, token_list, best_of_k"),
+    typer.Option(
+        "--explainers",
+        help="comma list: default, contrastive, token_list, best_of_k, shuffled (baseline)",
+    ),
 ]
 
 
@@ -188,6 +191,46 @@ def report(run_dir: RunDir) -> None:
 
 
 @app.command()
+def export(
+    run_dir: RunDir,
+    format: Annotated[
+        str, typer.Option("--format", help="parquet | jsonl | neuronpedia")
+    ] = "parquet",
+    out: Annotated[
+        Path | None, typer.Option(help="output file (parquet/jsonl) or folder (neuronpedia)")
+    ] = None,
+    model_id: Annotated[
+        str, typer.Option(help="Neuronpedia modelId, e.g. gemma-2-2b")
+    ] = "unknown-model",
+    source: Annotated[
+        str, typer.Option(help="Neuronpedia source (SAE set), e.g. 6-res-topk-4608")
+    ] = "unknown-source",
+) -> None:
+    """Export the scores table (parquet/jsonl, schema in autointerp's README) or Neuronpedia JSON."""
+    import shutil
+
+    from autointerp.report import write_report
+
+    if format not in ("parquet", "jsonl", "neuronpedia"):
+        raise typer.BadParameter(
+            f"unknown format {format!r}; valid: parquet, jsonl, neuronpedia", param_hint="--format"
+        )
+    if format == "neuronpedia":
+        from autointerp.export import export_neuronpedia
+
+        dest = out or run_dir / "neuronpedia"
+        paths = export_neuronpedia(run_dir, dest, model_id, source)
+        console.print(f"wrote {len(paths)} Neuronpedia latent files to {dest}")
+        return
+    write_report(run_dir)
+    src = run_dir / f"scores.{format}"
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, out)
+    console.print(f"scores table: {out or src}")
+
+
+@app.command()
 def status(run_dir: RunDir) -> None:
     """Progress per stage and token usage so far."""
     from autointerp.accounting import load_usage, usage_by_stage
@@ -215,7 +258,13 @@ def demo(
     ),
     llm: Llm = None,
     llm_model: LlmModel = None,
-    explainers: Explainers = "default,token_list",
+    explainers: Explainers = "default,token_list,shuffled",
+    units: Annotated[
+        str | None,
+        typer.Option(
+            help="unit types: sae, neurons, random_sae (default: all three; --quick: sae)"
+        ),
+    ] = None,
 ) -> None:
     """Offline end to end: SmolLM2-135M-Instruct + a sae-core TopK SAE, explained and scored by SmolLM2
     (local backend) unless --llm points at an OpenAI-compatible endpoint."""
@@ -227,6 +276,7 @@ def demo(
         llm,
         llm_model,
         tuple(_split(explainers)),
+        units=tuple(_split(units)) or None,
     )
 
 

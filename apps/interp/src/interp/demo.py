@@ -26,6 +26,7 @@ class DemoSize:
     n_explain: int
     preset: str
     max_doc_tokens: int = 256
+    units: tuple[str, ...] = ("sae",)
 
 
 QUICK = DemoSize(
@@ -38,7 +39,10 @@ FULL = DemoSize(
     k=32,
     n_explain=16,
     preset="demo",
+    units=("sae", "neurons", "random_sae"),
 )
+UNITS = ("sae", "neurons", "random_sae")
+NEURON_LAYER = 6
 
 
 def _take(docs: list[str], tok, budget: int, max_len: int) -> list[list[int]]:
@@ -67,6 +71,7 @@ def run_demo(
     llm_model: str | None,
     explainers: tuple[str, ...],
     size: DemoSize | None = None,
+    units: tuple[str, ...] | None = None,
 ) -> Path:
     from autointerp.config import preset
     from autointerp.pipeline import Pipeline
@@ -79,6 +84,12 @@ def run_demo(
     from interp.llm_setup import make_embedder, make_llm
 
     size = size or (QUICK if quick else FULL)
+    units = tuple(units or size.units)
+    bad = [u for u in units if u not in UNITS]
+    if bad or "sae" not in units:
+        raise ValueError(
+            f"--units must include 'sae' and only name {', '.join(UNITS)}; got {','.join(units)}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     console.print(f"[bold]interp demo[/bold] ({'quick' if quick else 'full'}) -> {out}")
@@ -146,20 +157,37 @@ def run_demo(
             tokenizer=tok,
         )
     cache = LatentCache.open(cache_dir)
-    source = SaeCoreCacheSource(cache, tok)
-    # 3. latents: alive, not dense, enough firing windows; a seeded sample
-    st = cache.stats
-    count = np.asarray(st.count)
-    freq = count / max(1, int(st.n_recorded))
-    ok = np.flatnonzero((count >= 40) & (freq < 0.05))
-    lat = sorted(
-        int(i)
-        for i in np.random.default_rng(0).choice(
-            ok, size=min(size.n_explain, len(ok)), replace=False
-        )
-    )
-    console.print(f"  {len(ok)} of {cache.n_latents} latents eligible; explaining {lat}")
-    # 4. explain + score
+    sources = {"sae": (cache, SaeCoreCacheSource(cache, tok))}
+    extra = [u for u in units if u != "sae"]
+    if extra:
+        # neurons (top-32 MLP down_proj inputs, sae-core NeuronCoder) and a random-weights TopK SAE
+        # (sae-core randomized): same corpus, same harness, their own cache
+        from sae_core.neurons import NeuronCoder, randomized
+
+        coders: dict[str, dict] = {}
+        if "random_sae" in extra:
+            coders.setdefault(SITE, {})["random_sae"] = randomized(sae, seed=0)
+        if "neurons" in extra:
+            coders.setdefault(f"neurons.{NEURON_LAYER}", {})["neurons"] = NeuronCoder.from_model(
+                model, NEURON_LAYER, k=32
+            )
+        ucache_dir = out / "cache_units"
+        um = ucache_dir / "manifest.json"
+        udone = um.exists() and json.loads(um.read_text()).get("complete")
+        _step(f"cache {', '.join(extra)} over the same tokens", bool(udone))
+        if not udone:
+            cache_latents(
+                model,
+                coders,
+                cache_docs,
+                ucache_dir,
+                CacheConfig(ctx=size.max_doc_tokens, batch_rows=8, top_n=256, reservoir=256),
+                tokenizer=tok,
+            )
+        for site, named in coders.items():
+            for name in named:
+                c = LatentCache.open(ucache_dir, coder=f"{site}/{name}")
+                sources[name] = (c, SaeCoreCacheSource(c, tok))
     cfg = preset(size.preset)
     target = llm or "local:smollm2"
     client = make_llm(
@@ -170,8 +198,42 @@ def run_demo(
     )
     if target.startswith("local:"):
         cfg = dataclasses.replace(cfg, concurrency=16)
-    pipe = Pipeline(out / "run", cfg, client, make_embedder(), source=source, explainers=explainers)
-    summary = pipe.run(latents=lat)
-    console.print(f"[bold green]done[/bold green] in {time.time() - t0:.0f} s: {summary}")
-    console.print(f"report: {out / 'run' / 'report.html'} and {out / 'run' / 'report.md'}")
+    embedder = make_embedder()
+    runs: dict[str, Path] = {}
+    for unit in units:
+        ucache, source = sources[unit]
+        # 3. latents: alive, not dense, enough firing windows; a seeded sample
+        st = ucache.stats
+        count = np.asarray(st.count)
+        freq = count / max(1, int(st.n_recorded))
+        ok = np.flatnonzero((count >= 40) & (freq < 0.05))
+        lat = sorted(
+            int(i)
+            for i in np.random.default_rng(0).choice(
+                ok, size=min(size.n_explain, len(ok)), replace=False
+            )
+        )
+        console.print(
+            f"[bold]{unit}[/bold]: {len(ok)} of {ucache.n_latents} units eligible; explaining {lat}"
+        )
+        # 4. explain + score (progress bars per stage; finished latents are skipped)
+        run_dir = out / ("run" if unit == "sae" else f"run_{unit}")
+        pipe = Pipeline(run_dir, cfg, client, embedder, source=source, explainers=explainers)
+        summary = pipe.run(latents=lat)
+        console.print(f"  {unit}: {summary}")
+        runs[unit] = run_dir
+    if len(runs) > 1:
+        from autointerp.neurons import compare_units, units_markdown
+
+        md = units_markdown(compare_units(runs, reference="sae"), "sae")
+        (out / "comparison.md").write_text(
+            "# SAE latents vs MLP neurons vs a random SAE (same harness)\n\n"
+            "Expected as in Paulo et al.: SAE > neurons ≈ random SAE > shuffled explanations.\n"
+            "Small samples on a 135M explainer: read the medians with their IQRs.\n\n" + md
+        )
+        console.print(md)
+        console.print(f"comparison: {out / 'comparison.md'}")
+    console.print(f"[bold green]done[/bold green] in {time.time() - t0:.0f} s")
+    for unit, d in runs.items():
+        console.print(f"report ({unit}): {d / 'report.html'} and {d / 'report.md'}")
     return out / "run" / "report.html"

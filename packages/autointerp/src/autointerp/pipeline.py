@@ -23,6 +23,7 @@ from autointerp.config import PipelineConfig
 from autointerp.embed import Embedder
 from autointerp.examples import ExampleBuilder
 from autointerp.explainers import get_explainer
+from autointerp.rng import make_rng
 from autointerp.schema import (
     SCHEMA_VERSION,
     Explanation,
@@ -38,6 +39,8 @@ STAGES = ("examples", "explain", "score", "report")
 RETRY_FLAGS = {"all_failed", "insufficient"}  # records worth retrying on the next run
 PROMPTS_VERSION = 2  # bump when prompt wording changes: records made with old prompts are redone
 LLM_SCORERS = {"detection", "fuzzing", "simulation", "intruder"}
+SHUFFLED = "shuffled"  # baseline: another latent's explanation (a derangement over the run's latents)
+MODEL_FREE_EXPLAINERS = {"token_list", SHUFFLED}
 EMBED_SCORERS = {"embedding", "example_embedding"}
 
 
@@ -100,6 +103,8 @@ class Pipeline:
             "config": self.cfg.to_dict(),
             "updated": time.time(),
         }
+        if getattr(self.client, "model", None):
+            man["llm_model"] = str(self.client.model)
         atomic_write_text(p, json.dumps(man, indent=2, sort_keys=True, default=str))
 
     # ---- paths ---------------------------------------------------------------------------------
@@ -129,7 +134,11 @@ class Pipeline:
         )
 
     def expl_key(self, explainer: str, i: int, ex_key: str) -> str:
-        model = getattr(self.client, "model", None) if explainer != "token_list" else None
+        model = (
+            getattr(self.client, "model", None)
+            if explainer not in MODEL_FREE_EXPLAINERS
+            else None
+        )
         return stage_key(
             "explain",
             ex_key,
@@ -244,11 +253,87 @@ class Pipeline:
         write_record(self.expl_path(name, i), key, e.model_dump())
         counts["failed" if e.failed else "done"] += 1
 
+    def _shuffle_base(self) -> str:
+        base = [e for e in self.explainers if e not in MODEL_FREE_EXPLAINERS]
+        return base[0] if base else "default"
+
+    def _read_expl(self, name: str, i: int, exk: str) -> tuple[dict | None, str]:
+        """The stored explanation record and the key its scores are keyed on. A shuffled record's
+        key covers the explanation it borrowed, so re-shuffling invalidates its scores."""
+        if name == SHUFFLED:
+            try:
+                obj = json.loads(self.expl_path(name, i).read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                return None, ""
+            return obj.get("record"), obj.get("key", "")
+        key = self.expl_key(name, i, exk)
+        return read_record(self.expl_path(name, i), key), key
+
+    def explain_shuffled(self, latents: Sequence[int]) -> dict[str, int]:
+        """Shuffled-explanation baseline (no LLM): latent i gets the base explainer's explanation of
+        another latent of this run, a seeded derangement over the latents explained successfully."""
+        base = self._shuffle_base()
+        counts = {"done": 0, "skipped": 0, "failed": 0}
+        pool: dict[int, tuple[str, str]] = {}
+        exks: dict[int, str] = {}
+        for i in latents:
+            _, exk = self.load_examples(i)
+            exks[i] = exk
+            rec, key = self._read_expl(base, i, exk)
+            if rec is not None and not rec.get("failed") and rec.get("text"):
+                pool[i] = (rec["text"], key)
+        donors = sorted(pool)
+        rng = make_rng(self.cfg.score.seed, "explain", -1, f"shuffle:{base}:{donors}")
+        perm = np.arange(len(donors))
+        if len(donors) >= 2:
+            for _ in range(1000):
+                perm = rng.permutation(len(donors))
+                if not np.any(perm == np.arange(len(donors))):
+                    break
+            else:  # pragma: no cover - a derangement is found with probability ~1 - e^-1000
+                perm = np.roll(np.arange(len(donors)), 1)
+        assign = {i: donors[int(perm[k])] for k, i in enumerate(donors)}
+        for i in latents:
+            if i not in assign and len(donors) >= 1:
+                assign[i] = donors[int(rng.integers(len(donors)))]
+        for i in latents:
+            j = assign.get(i)
+            if j is None or j == i:
+                e = Explanation(
+                    latent=i,
+                    explainer=SHUFFLED,
+                    text="",
+                    failed=True,
+                    error=f"the shuffled baseline needs >= 2 latents with a {base!r} explanation",
+                )
+                key = stage_key("explain", exks[i], SHUFFLED, base, None)
+            else:
+                text, donor_key = pool[j]
+                e = Explanation(
+                    latent=i, explainer=SHUFFLED, text=text, flags=[f"from_latent:{j}"]
+                )
+                key = stage_key("explain", exks[i], SHUFFLED, base, donor_key, j)
+            old, old_key = self._read_expl(SHUFFLED, i, exks[i])
+            if old is not None and old_key == key:
+                counts["skipped"] += 1
+                continue
+            write_record(self.expl_path(SHUFFLED, i), key, e.model_dump())
+            counts["failed" if e.failed else "done"] += 1
+        return counts
+
     async def explain(self, latents: Sequence[int]) -> dict[str, int]:
         sem = asyncio.Semaphore(self.cfg.concurrency)
         counts = {"done": 0, "skipped": 0, "failed": 0}
-        for name in self.explainers:
-            if name != "token_list" and self.client is None:
+        # the shuffled baseline borrows explanations, so it runs after the other explainers
+        order = [e for e in self.explainers if e != SHUFFLED]
+        if SHUFFLED in self.explainers:
+            order.append(SHUFFLED)
+        for name in order:
+            if name == SHUFFLED:
+                for k, v in self.explain_shuffled(latents).items():
+                    counts[k] += v
+                continue
+            if name not in MODEL_FREE_EXPLAINERS and self.client is None:
                 raise RunDirError(
                     f"explainer {name!r} needs an LLM client (--llm URL or local:smollm2)"
                 )
@@ -277,8 +362,7 @@ class Pipeline:
 
     async def _score_one(self, name, scorer, expl_name, i, sem, counts) -> None:
         ex, exk = self.load_examples(i)
-        ekey = self.expl_key(expl_name, i, exk)
-        erec = read_record(self.expl_path(expl_name, i), ekey)
+        erec, ekey = self._read_expl(expl_name, i, exk)
         if erec is None:
             expl = Explanation(
                 latent=i,

@@ -82,11 +82,16 @@ class InMemorySource:
 class SaeCoreCacheSource:
     """Adapter over ``sae_core.cache.LatentCache`` (one coder of the cache) plus the tokenizer that
     decodes its token ids. Rows are segments (a window never crosses one); ``rows[:, 0]`` are the
-    document ids used for the train/test/pool split."""
+    document ids used for the train/test/pool split.
 
-    def __init__(self, cache, tokenizer) -> None:
+    Signed coders (sae-core ``NeuronCoder``: kept values may be negative) are read as their
+    positive part: a unit "fires" where its kept value is > 0 (explanations describe what drives a
+    unit up). ``positive_only=False`` keeps signed values (then quantiles/negatives are ill-defined)."""
+
+    def __init__(self, cache, tokenizer, positive_only: bool = True) -> None:
         self.cache = cache
         self.tok = tokenizer
+        self.positive_only = positive_only
         tokens = np.asarray(cache.tokens)
         n_rows, ctx = tokens.shape
         self.token_ids = tokens.reshape(-1).astype(np.int64)
@@ -106,7 +111,11 @@ class SaeCoreCacheSource:
     def latent(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         check_latent(self, i)
         g, v = self.cache.latent(int(i))
-        return np.asarray(g, np.int64), np.asarray(v, np.float32)
+        g, v = np.asarray(g, np.int64), np.asarray(v, np.float32)
+        if self.positive_only:
+            keep = v > 0
+            g, v = g[keep], v[keep]
+        return g, v
 
     @cached_property
     def _vocab(self) -> list[str]:
