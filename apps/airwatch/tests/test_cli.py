@@ -199,3 +199,33 @@ def test_demo_quick(tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "demo" / "report" / "index.html").exists()
     assert (tmp_path / "demo" / "report_spikes" / "index.html").exists()
+
+
+def test_failed_detect_keeps_good_output(data, monkeypatch):
+    """A detect run that fails (bad alpha, or a write interrupted half way) leaves an existing
+    good detections file byte-identical and no partial file behind."""
+    run = data / "run_keep"
+    fit_args = ["fit", str(data / "s.nc"), "--run", str(run), "--forecaster", "harmonic", *PER]
+    assert runner.invoke(app, fit_args).exit_code == 0
+    out = data / "keep" / "det.nc"
+    det_args = ["detect", str(data / "s.nc"), "--run", str(run)]
+    det_args += ["--monitor", "2020-01-01:2020-06-30", "--out", str(out)]
+    r = runner.invoke(app, det_args)
+    assert r.exit_code == 0, r.output
+    good = out.read_bytes()
+
+    r = runner.invoke(app, [*det_args, "--alpha", "0.7"])
+    assert r.exit_code == 3 and "alpha" in r.output
+    assert out.read_bytes() == good
+
+    real = xr.Dataset.to_netcdf
+
+    def dies_half_way(self, path, *a, **kw):
+        real(self.isel(time=slice(0, 10)), path, *a, **kw)  # a partial file on disk ...
+        raise KeyboardInterrupt  # ... then the process is interrupted
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", dies_half_way)
+    r = runner.invoke(app, det_args)
+    assert r.exit_code == 4 and "resume" in r.output
+    assert out.read_bytes() == good
+    assert sorted(p.name for p in out.parent.iterdir()) == ["det.nc"]

@@ -151,3 +151,56 @@ def test_combination_and_maxt(small_stations, small_periods):
         out.q_value.values[np.isfinite(out.q_value.values)]
         >= out.p_value.values[np.isfinite(out.q_value.values)] - 1e-12
     ).all()
+
+
+class _StubForecast:
+    def __init__(self, n):
+        self.n = n
+
+    def mean(self):
+        return np.zeros(self.n)
+
+    def std(self):
+        return np.ones(self.n)
+
+    def cdf(self, y):
+        from scipy import stats
+
+        return stats.norm.cdf(np.asarray(y))
+
+
+class _StubDPK:
+    """Records what the adapter passes to koopman_dpk.DPK."""
+
+    calls: list = []
+
+    def __init__(self, **kw):
+        _StubDPK.calls.append(kw)
+
+    def fit(self, series, covariates=None):
+        self.fit_cov = covariates
+        self.fit_len = len(series)
+        return self
+
+    def predict(self, times, covariates=None):
+        self.pred_cov = covariates
+        return _StubForecast(len(times))
+
+
+def test_dpk_adapter_moves_long_periods_to_covariates(monkeypatch):
+    import koopman_dpk
+    import pandas as pd
+    from koopman_anomaly.forecast import DPKForecaster
+
+    monkeypatch.setattr(koopman_dpk, "DPK", _StubDPK)
+    t = pd.date_range("2019-01-01", periods=24 * 400, freq="h")  # 9600 h < 2 x 8766 h
+    y = np.random.default_rng(0).normal(size=len(t))
+    y[:10] = np.nan
+    cov = np.ones((len(t), 1)) * np.arange(len(t))[:, None]
+    f = DPKForecaster(epochs=3).fit(y, t, cov)
+    assert _StubDPK.calls[-1]["periods"] == ["24h", "168h"] and f.cov_periods_ == ["8766h"]
+    assert f.model_.fit_cov.shape == (len(t) - 10, 3)  # covariate + cos/sin of the annual cycle
+    h = np.arange(len(t)) + 0.0
+    np.testing.assert_allclose(f.model_.fit_cov[:, 1], np.cos(2 * np.pi * h[10:] / 8766))
+    z = standardised_residuals(np.array([0.0, 1.0]), f.predict(t[:2], cov[:2]))
+    np.testing.assert_allclose(z, [0.0, 1.0], atol=1e-9)

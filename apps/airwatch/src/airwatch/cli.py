@@ -355,7 +355,11 @@ def report(
 def demo(
     out: Path = typer.Option(Path("airwatch-demo"), "--out"),
     quick: bool = typer.Option(False, help="small data and the fast harmonic forecaster (CI)"),
-    forecaster: str = typer.Option("auto", help="auto | dpk | harmonic"),
+    forecaster: str = typer.Option(
+        "harmonic",
+        help="harmonic (fast, default for the demo) | dpk | auto; DPK fits take minutes per "
+        "station on 2 shared cores",
+    ),
     epochs: int = typer.Option(40, help="DPK epochs (demo keeps them short)"),
 ) -> None:
     """Generate synthetic data, fit, detect (lockdown: lower side; wildfires: upper side, k=24 h)
@@ -370,7 +374,7 @@ def demo(
             "2019-10-01:2019-12-31",
             "2020-01-01:2020-06-30",
         )
-        fc = "harmonic" if forecaster == "auto" else forecaster
+        fc = forecaster
     else:
         synth_cmd(data, seed=0, grid=None, anomalies=True, quick=False)
         train, calib, monitor = (

@@ -178,43 +178,54 @@ def pixel_pvalues(
 ) -> np.ndarray:
     """y: (..., time) block. Returns (..., 2, n_dec): window statistic and p-value per pixel.
 
-    Pixels are processed in batches of `batch` so a task's memory stays ~10 x T x batch x 8 B.
+    Works pixel-major (time on the contiguous last axis) in batches of `batch` pixels, so a
+    task's memory stays ~6 x T x batch x 8 B. Only the windows ending at the decision times
+    are summed (a gather of n_dec x k points per pixel), not the full hourly window series.
     """
     lead = y.shape[:-1]
-    flat = np.asarray(y).reshape(-1, y.shape[-1])
+    T = y.shape[-1]
+    flat = np.asarray(y).reshape(-1, T)
     out = np.empty((flat.shape[0], 2, len(dec)))
-    pinv_tr = None
+    k = cfg.window
+    # (n_dec, k) time indices of each trailing window (t-k, t]; negative ones are outside
+    widx = np.asarray(dec)[:, None] - np.arange(k)[None, :]
+    inside = widx >= 0
+    widx = np.where(inside, widx, 0)
+    Xtr = X[train]
+    pinv_tr = np.linalg.pinv(Xtr)  # (p, n_train)
     for s0 in range(0, flat.shape[0], batch):
-        Y = flat[s0 : s0 + batch].T.astype(np.float64)  # (time, npix)
+        Y = flat[s0 : s0 + batch].astype(np.float64)  # (npix, time), contiguous in time
         if cfg.transform == "log":
             with np.errstate(invalid="ignore", divide="ignore"):
                 Y = np.log(np.where(Y > 0, Y, np.nan))
-        Xtr = X[train]
-        Ytr = Y[train]
+        Ytr = Y[:, train]
         finite = np.isfinite(Ytr)
         if finite.all():
-            if pinv_tr is None:
-                pinv_tr = np.linalg.pinv(Xtr)
-            beta = pinv_tr @ Ytr
+            beta = Ytr @ pinv_tr.T  # (npix, p)
         else:  # masked pixels: solve per pixel
-            beta = np.zeros((X.shape[1], Y.shape[1]))
-            for j in range(Y.shape[1]):
-                ok = finite[:, j]
+            beta = np.zeros((Y.shape[0], X.shape[1]))
+            for j in range(Y.shape[0]):
+                ok = finite[j]
                 if ok.sum() > X.shape[1] + 10:
-                    beta[:, j] = np.linalg.lstsq(Xtr[ok], Ytr[ok, j], rcond=None)[0]
+                    beta[j] = np.linalg.lstsq(Xtr[ok], Ytr[j, ok], rcond=None)[0]
                 else:
-                    beta[:, j] = np.nan
-        r = Y - X @ beta
+                    beta[j] = np.nan
+        del Ytr
+        r = Y - beta @ X.T
         del Y
-        sd = np.nanstd(r[train], axis=0)
-        z = r / np.where(sd > 0, sd, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+            sd = np.nanstd(r[:, train], axis=1)
+        z = r / np.where(sd > 0, sd, np.nan)[:, None]
         del r
-        k = cfg.window
-        null = HACNull().fit(z[calib], k)
-        ws = window_stats(z, k, msq=False)
-        stat = ws.mean[dec]
-        p = null.pvalue(stat, cfg.side, count=ws.count[dec])
-        out[s0 : s0 + batch, 0] = stat.T
+        null = HACNull().fit(z[:, calib].T, k)
+        zw = z[:, widx]  # (npix, n_dec, k)
+        ok = np.isfinite(zw) & inside
+        n = ok.sum(-1).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stat = np.where(n / k >= 0.75, np.where(ok, zw, 0.0).sum(-1) / n, np.nan)
+        p = null.pvalue(stat.T, cfg.side, count=n.T)  # (n_dec, npix)
+        out[s0 : s0 + batch, 0] = stat
         out[s0 : s0 + batch, 1] = p.T
     return out.reshape(*lead, 2, len(dec))
 

@@ -226,11 +226,17 @@ def time_encoding() -> dict[str, Any]:
     return {"units": "hours since 1970-01-01 00:00:00", "calendar": "standard", "dtype": "float64"}
 
 
-def write_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], compute: bool = True) -> Path:
+def write_netcdf_atomic(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    compute: bool = True,
+    encoding: Mapping[str, dict[str, Any]] | None = None,
+) -> Path:
     """Write with netCDF4 (zlib 4) to a temp file in the same folder, then os.replace.
 
     A killed or failing write never leaves a partial file under the final name, and never
-    overwrites a good older file.
+    overwrites a good older file. `encoding` entries replace the default per variable (e.g.
+    `{"x": {"zlib": False, "chunksizes": (8760, 15, 30)}}` for a large input cube).
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -240,6 +246,8 @@ def write_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], compute: b
             enc[str(name)] = {"zlib": True, "complevel": 4}
     if "time" in ds.coords and np.issubdtype(ds["time"].dtype, np.datetime64):
         enc["time"] = time_encoding()
+    for name, e in (encoding or {}).items():
+        enc[str(name)] = dict(e)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     os.close(fd)
     try:

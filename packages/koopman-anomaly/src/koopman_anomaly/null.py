@@ -38,19 +38,24 @@ def autocovariance(e: np.ndarray, max_lag: int) -> np.ndarray:
     Normalised by the number of valid pairs at each lag; mean removed first. Shape (max_lag+1, n).
     """
     x, _ = _as2d(e)
-    valid = np.isfinite(x)
-    m = np.nanmean(np.where(valid, x, np.nan), axis=0)
-    x0 = np.where(valid, x - m, 0.0)
-    v = valid.astype(np.float64)
-    n = x.shape[0]
+    xt = np.ascontiguousarray(x.T)  # (series, time): FFTs along the contiguous axis
+    valid = np.isfinite(xt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN series give NaN
+        m = np.nanmean(xt, axis=1, keepdims=True)
+    x0 = np.where(valid, xt - m, 0.0)
+    n = xt.shape[1]
     # zero padding to n + max_lag avoids circular wrap for the lags we keep
     nfft = 1 << int(np.ceil(np.log2(n + max_lag + 1)))
-    fx = np.fft.rfft(x0, nfft, axis=0)
-    fv = np.fft.rfft(v, nfft, axis=0)
-    num = np.fft.irfft(fx * np.conj(fx), nfft, axis=0)[: max_lag + 1]
-    cnt = np.fft.irfft(fv * np.conj(fv), nfft, axis=0)[: max_lag + 1]
+    fx = np.fft.rfft(x0, nfft, axis=1)
+    num = np.fft.irfft(fx * np.conj(fx), nfft, axis=1)[:, : max_lag + 1]
+    if valid.all():
+        cnt = np.broadcast_to(n - np.arange(max_lag + 1, dtype=np.float64), num.shape)
+    else:
+        fv = np.fft.rfft(valid.astype(np.float64), nfft, axis=1)
+        cnt = np.fft.irfft(fv * np.conj(fv), nfft, axis=1)[:, : max_lag + 1]
     cnt = np.maximum(np.round(cnt), 1.0)
-    return num / cnt
+    return np.ascontiguousarray((num / cnt).T)
 
 
 def integrated_time(e: np.ndarray, max_lag: int = 2000) -> np.ndarray:
@@ -246,7 +251,12 @@ def stationary_bootstrap_index(
 
 
 class BootstrapNull(EmpiricalNull):
-    """Stationary bootstrap of e over C; pooled replicate windows give empirical p-values."""
+    """Stationary bootstrap of e over C; pooled replicate windows give empirical p-values.
+
+    With `variance_match` (default) the pooled window means are rescaled to the HAC variance:
+    the bootstrap supplies the shape of the tail, HAC the long-memory variance that short
+    blocks cut.
+    """
 
     def __init__(
         self,
@@ -254,11 +264,13 @@ class BootstrapNull(EmpiricalNull):
         seed: int = 0,
         min_block: int = 24,
         thin: int | None = None,
-        block_vs_k: float = 2.0,
+        block_vs_k: float = 0.0,
+        variance_match: bool = True,
     ):
         super().__init__()
         self.n_rep, self.seed, self.min_block, self.thin = n_rep, seed, min_block, thin
         self.block_vs_k = block_vs_k
+        self.variance_match = variance_match
 
     def fit(self, e_calib: np.ndarray, k: int, stat: str = "mean") -> BootstrapNull:
         x, self.squeeze_ = _as2d(e_calib)
@@ -270,15 +282,15 @@ class BootstrapNull(EmpiricalNull):
                 "lengthen the calibration period or shorten the window."
             )
         rng = np.random.default_rng(self.seed)
+        hac = HACNull().fit(x, k, stat) if self.variance_match and stat == "mean" else None
         # integrated time over the lags a window actually sees (Bartlett weights, lags < k):
         # consistent with the window-mean variance and robust to small long-memory remnants
         g = autocovariance(x, k - 1)
         w = 1.0 - np.arange(k) / k
         tau = 1.0 + 2.0 * (w[1:, None] * g[1:] / g[:1]).sum(0)
         self.tau_int_ = np.maximum(tau, 1.0)
-        # Blocks of max(24, 2 tau_int) (the spec's rule) under-disperse window means when e has a
-        # small long-memory remnant (tau_int is an average over lags); blocks at least
-        # `block_vs_k` * k keep the window's own dependence inside a block.
+        # Mean block max(24, 2 tau_int) (the spec's rule); `block_vs_k` > 0 forces blocks of at
+        # least that many windows (closer to resampling whole calibration windows).
         self.block_ = np.maximum.reduce(
             [
                 np.full_like(tau, self.min_block),
@@ -299,7 +311,17 @@ class BootstrapNull(EmpiricalNull):
                 s = select_stat(window_stats(rep, k), stat)[k - 1 :: thin]
                 pooled.append(s[np.isfinite(s)])
                 done += r
-            self.sorted_.append(np.sort(np.concatenate(pooled)))
+            pooled_j = np.concatenate(pooled)
+            if self.variance_match and stat == "mean":
+                # Short blocks recombine the calibration into many new windows (a smooth tail at
+                # small alpha) but cut long-memory dependence, so the window variance comes out
+                # low; rescale the deviations to the HAC variance (finite-calibration corrected).
+                target = hac.sd()[j]
+                sd_b = float(np.std(pooled_j))
+                if sd_b > 0:
+                    mb = float(np.mean(pooled_j))
+                    pooled_j = hac.center_[j] + (pooled_j - mb) * (target / sd_b)
+            self.sorted_.append(np.sort(pooled_j))
         self.n_calib = np.array([len(c) for c in self.sorted_], dtype=float)
         self.n_eff = np.isfinite(x).sum(0) / k
         return self
