@@ -193,3 +193,28 @@ def test_shuffled_baseline_needs_two_latents(planted, tmp_path):
     ).run(latents=[0])
     e = next(e for e in load_explanations(tmp_path) if e.explainer == "shuffled")
     assert e.failed and ">= 2 latents" in e.error
+
+
+def test_usd_per_stage_from_price_table_and_unknown_without(planted, tmp_path):
+    from lm_kit.llm import PriceTable
+
+    cfg = preset("quick")
+    cfg = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, scorers=("detection",)))
+    client = OracleClient()
+    client.usage.prices = PriceTable({"oracle": {"input": 1.0, "output": 2.0}})
+    Pipeline(tmp_path / "a", cfg, client, OracleEmbedder(), source=planted.source, progress=False).run(
+        latents=[0, 1]
+    )
+    usage = json.loads((tmp_path / "a" / "summary.json").read_text())["usage"]
+    for st in ("explain", "score:detection"):
+        u = usage[st]
+        assert u["requests"] > 0
+        expected = (u["prompt_tokens"] * 1.0 + u["completion_tokens"] * 2.0) / 1e6
+        assert u["cost_usd"] == pytest.approx(expected)
+    assert "| explain |" in (tmp_path / "a" / "report.md").read_text()
+    Pipeline(
+        tmp_path / "b", cfg, OracleClient(), OracleEmbedder(), source=planted.source, progress=False
+    ).run(latents=[0])
+    usage = json.loads((tmp_path / "b" / "summary.json").read_text())["usage"]
+    assert usage["explain"]["cost_usd"] is None  # unknown price: never reported as $0
+    assert "unknown" in (tmp_path / "b" / "report.md").read_text()

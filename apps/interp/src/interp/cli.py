@@ -25,6 +25,13 @@ Llm = Annotated[
 LlmModel = Annotated[
     str | None, typer.Option("--llm-model", help="model name served at --llm (HTTP endpoints)")
 ]
+Prices = Annotated[
+    Path | None,
+    typer.Option(
+        "--prices",
+        help="YAML/JSON {model: {input: $/1M, output: $/1M}}: USD per stage in status and report",
+    ),
+]
 Explainers = Annotated[
     str,
     typer.Option(
@@ -58,12 +65,17 @@ def _pipeline(
     source=None,
     need_llm: bool = True,
     need_embed: bool = True,
+    prices: Path | None = None,
 ):
     from autointerp.pipeline import Pipeline
 
     from interp.llm_setup import make_embedder, make_llm
 
     client = make_llm(llm, llm_model, run_dir / "llm_cache", cfg.concurrency) if llm else None
+    if client is not None and prices is not None:
+        from lm_kit.llm import PriceTable
+
+        client.usage.prices = PriceTable.from_yaml(prices)
     embedder = make_embedder() if need_embed else None
     return Pipeline(
         run_dir, cfg, client, embedder, source=source, explainers=tuple(_split(explainers))
@@ -101,6 +113,7 @@ def run(
     scorers: Annotated[
         str, typer.Option(help="comma list of scorers")
     ] = "detection,fuzzing,embedding",
+    prices: Prices = None,
 ) -> None:
     """cache -> examples -> explain -> score -> report; each stage skips finished latents."""
     from autointerp.source import SaeCoreCacheSource
@@ -113,7 +126,7 @@ def run(
     )
     _, tok = load_model(model)
     source = SaeCoreCacheSource(LatentCache.open(cache, coder=coder), tok)
-    pipe = _pipeline(run_dir, cfg, llm, llm_model, explainers, source=source)
+    pipe = _pipeline(run_dir, cfg, llm, llm_model, explainers, source=source, prices=prices)
     lat = _latents(latents, source.n_latents)
     console.print(pipe.run(latents=lat))
 
@@ -125,6 +138,7 @@ def explain(
     llm_model: LlmModel = None,
     explainers: Explainers = "default",
     preset: Annotated[str | None, typer.Option()] = None,
+    prices: Prices = None,
 ) -> None:
     """Explain every latent with examples in RUN_DIR (skips finished ones)."""
     pipe = _pipeline(
@@ -134,6 +148,7 @@ def explain(
         llm_model,
         explainers,
         need_embed="best_of_k" in explainers,
+        prices=prices,
     )
     console.print(pipe.run(stages=["explain"]))
 
@@ -151,9 +166,12 @@ def score(
     llm_model: LlmModel = None,
     explainers: Explainers = "default",
     preset: Annotated[str | None, typer.Option()] = None,
+    prices: Prices = None,
 ) -> None:
     """Score the stored explanations with any scorers (skips finished ones), then rebuild the report."""
-    pipe = _pipeline(run_dir, _load_cfg(run_dir, preset), llm, llm_model, explainers)
+    pipe = _pipeline(
+        run_dir, _load_cfg(run_dir, preset), llm, llm_model, explainers, prices=prices
+    )
     console.print(pipe.run(stages=["score", "report"], scorers=_split(scorers)))
 
 
@@ -231,6 +249,54 @@ def export(
 
 
 @app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="run directory of SAE A")],
+    run_b: Annotated[Path, typer.Argument(help="run directory of SAE B")],
+    explainer: Annotated[str, typer.Option(help="whose explanations to match")] = "default",
+    sae_a: Annotated[
+        Path | None, typer.Option(help="sae-core coder folder of A (adds decoder matching)")
+    ] = None,
+    sae_b: Annotated[Path | None, typer.Option(help="sae-core coder folder of B")] = None,
+) -> None:
+    """SAE<->SAE: match latents by explanation (MiniLM cosine, Hungarian) vs shuffled explanations;
+    with --sae-a/--sae-b also by decoder (MMCS, Hungarian) and the agreement of both matchings."""
+    from autointerp.pipeline import load_explanations
+    from autointerp.similarity import SAEView, agreement, match_saes
+
+    from interp.llm_setup import make_embedder
+
+    def view(run: Path, sae: Path | None) -> SAEView:
+        ex = {
+            e.latent: e.text
+            for e in load_explanations(run)
+            if e.explainer == explainer and not e.failed and e.text
+        }
+        if not ex:
+            raise typer.BadParameter(
+                f"no {explainer!r} explanations in {run}; run `interp explain` there first"
+            )
+        w = None
+        if sae is not None:
+            from sae_core import load
+
+            w = load(sae).W_dec.detach().float().numpy()
+        return SAEView(ex, w, run.name)
+
+    a, b = view(run_a, sae_a), view(run_b, sae_b)
+    e = match_saes(a, b, "explanations", embedder=make_embedder())
+    console.print(
+        f"explanation matching: {len(e.pairs)} pairs, mean similarity {e.mean:.3f} "
+        f"(shuffled explanations: {e.baseline:.3f})"
+    )
+    if a.W_dec is not None and b.W_dec is not None:
+        d = match_saes(a, b, "decoder")
+        console.print(
+            f"decoder matching: MMCS {d.mmcs:.3f}, Hungarian mean cosine {d.mean:.3f} "
+            f"(random pairing {d.baseline:.3f}); agreement with explanations {agreement(e, d):.3f}"
+        )
+
+
+@app.command()
 def status(run_dir: RunDir) -> None:
     """Progress per stage and token usage so far."""
     from autointerp.accounting import load_usage, usage_by_stage
@@ -244,7 +310,8 @@ def status(run_dir: RunDir) -> None:
     for st, u in sorted(usage_by_stage(load_usage(run_dir)).items()):
         console.print(
             f"usage[{st}]: {int(u['requests'])} requests, {int(u['prompt_tokens'])} prompt + "
-            f"{int(u['completion_tokens'])} completion tokens, {int(u['failures'])} failures"
+            f"{int(u['completion_tokens'])} completion tokens, {int(u['failures'])} failures, "
+            + ("USD unknown (no --prices)" if u.get("cost_usd") is None else f"${u['cost_usd']:.4f}")
         )
 
 

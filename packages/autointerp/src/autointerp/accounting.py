@@ -33,6 +33,9 @@ def append_usage(run_dir: Path, meter: UsageMeter, run_id: str, before: dict | N
     for key, r in snapshot(meter).items():
         b = before.get(key, {})
         d = {k: (r.get(k) or 0) - (b.get(k) or 0) for k in _NUMERIC}
+        # USD from lm-kit's price table; None = unknown price (never counted as 0)
+        c, cb = r.get("cost_usd"), b.get("cost_usd")
+        d["cost_usd"] = None if c is None else c - (cb or 0.0)
         if d["requests"]:
             rows.append({"stage": key[0], "model": key[1], **d})
     if not rows:
@@ -71,5 +74,9 @@ def usage_by_stage(rows: list[dict]) -> dict[str, dict[str, float]]:
             },
         )
         for k in a:
-            a[k] += r.get(k) or 0
+            if k != "cost_usd":
+                a[k] += r.get(k) or 0
+        # a stage's cost is unknown as soon as one row has no price (no row before: unknown)
+        c = r.get("cost_usd")
+        a["cost_usd"] = None if c is None or a.get("cost_usd", 0.0) is None else a.get("cost_usd", 0.0) + c
     return agg

@@ -256,13 +256,14 @@ def write_report(run_dir: str | Path) -> Path:
         "",
         "## LLM usage per stage",
         "",
-        "| stage | requests | cache hits | failures | prompt tokens | completion tokens |",
-        "|---|---|---|---|---|---|",
+        "| stage | requests | cache hits | failures | prompt tokens | completion tokens | USD |",
+        "|---|---|---|---|---|---|---|",
     ]
     for st, u in sorted(usage.items()):
+        usd = "unknown" if u.get("cost_usd") is None else f"{u['cost_usd']:.4f}"
         md.append(
             f"| {st} | {int(u['requests'])} | {int(u['cache_hits'])} | {int(u['failures'])} | "
-            f"{int(u['prompt_tokens'])} | {int(u['completion_tokens'])} |"
+            f"{int(u['prompt_tokens'])} | {int(u['completion_tokens'])} | {usd} |"
         )
     md += [
         "",
