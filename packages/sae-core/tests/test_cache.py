@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from lm_kit.hooks import assert_no_hooks, capture, run
-from lm_kit.tiny import tiny_model, tiny_tokenizer
 from sae_core import SAEConfig, SparseCoder
 from sae_core.cache import CacheConfig, LatentCache, cache_latents, window_hash
 from sae_core.errors import CacheError
@@ -20,13 +19,8 @@ CTX = 32
 
 
 @pytest.fixture(scope="module")
-def model_tok():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # random init of even a tiny model crawls with 2 threads on a busy box
-    try:
-        return tiny_model("llama", d=64, layers=2, vocab=512), tiny_tokenizer()
-    finally:
-        torch.set_num_threads(n)
+def model_tok(tiny_llama):
+    return tiny_llama
 
 
 @pytest.fixture(scope="module")

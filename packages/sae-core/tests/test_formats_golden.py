@@ -355,3 +355,20 @@ def test_site_mapping():
     assert site_from_hookpoint("layers.6.mlp", transcode=True) == ("mlp_in.6", "mlp_out.6")
     assert site_from_hookpoint("embed_tokens") == ("embed", None)
     assert site_from_hookpoint("h.3.attn") == ("attn_out.3", None)
+
+
+def test_saelens_hook_z_reshape(tmp_path):
+    """A hook_z SAE (d_in = heads * d_head) takes [..., heads, d_head], encodes the flattened vector and
+    returns its reconstruction in the head shape."""
+    p = random_params(np.random.default_rng(11), D, N, "relu")
+    sae = sae_core.load(write_saelens(tmp_path / "z", p, "standard", reshape_activations="hook_z"))
+    x = _x(rows=6)
+    xh = torch.tensor(x, dtype=torch.float32).unflatten(-1, (4, D // 4))
+    f = sae.encode(xh)
+    cfg = {"activation": "relu", "k": None, "norm_in": "none", "rescale_by_dec_norm": False,
+           "input_bias": "b_dec"}
+    ref_f = ref_encode(p, cfg, x)
+    np.testing.assert_allclose(f.numpy(), ref_f, atol=ATOL)
+    y = sae.decode(f, xh)
+    assert y.shape == xh.shape
+    np.testing.assert_allclose(y.flatten(-2).numpy(), ref_decode(p, cfg, ref_f, x), atol=ATOL, rtol=1e-5)

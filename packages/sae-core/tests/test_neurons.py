@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from lm_kit.tiny import tiny_model
 from sae_core import SAEConfig, SparseCoder
 from sae_core.cache import CacheConfig, LatentCache, cache_latents
 from sae_core.neurons import NeuronCoder, random_orthogonal, randomized
@@ -29,16 +28,15 @@ def test_rotation_is_orthogonal_and_full_k_reconstructs():
     torch.testing.assert_close(nc.decode(nc.encode(x)), x, atol=1e-5, rtol=0)
 
 
-def test_neurons_cache_like_an_sae(tmp_path):
-    torch.set_num_threads(1)
-    model = tiny_model("llama", d=32, layers=2, vocab=256)
+def test_neurons_cache_like_an_sae(tmp_path, tiny_llama):
+    model = tiny_llama[0]
     nc = NeuronCoder.from_model(model, layer=0, k=4)
-    assert nc.residual_directions().shape == (nc.n_latents, 32)
+    assert nc.residual_directions().shape == (nc.n_latents, 64)
     torch.testing.assert_close(
         nc.residual_directions()[3], model.model.layers[0].mlp.down_proj.weight[:, 3]
     )
     rng = np.random.default_rng(0)
-    docs = [rng.integers(4, 256, size=20).tolist() for _ in range(5)]
+    docs = [rng.integers(4, 512, size=20).tolist() for _ in range(5)]
     cfg = CacheConfig(ctx=16, batch_rows=2, top_n=4, reservoir=4, window=8, progress=False)
     c = LatentCache.open(cache_latents(model, {"neurons.0": nc}, docs, tmp_path / "c", cfg))
     assert (

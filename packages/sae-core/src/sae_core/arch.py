@@ -220,8 +220,20 @@ class SparseCoder(nn.Module):
             pre = pre * self.dec_norms()
         return pre
 
+    def _flat_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """SAELens ``reshape_activations="hook_z"``: accept [..., heads, d_head] and flatten it."""
+        if (
+            self.cfg.meta.get("reshape_activations") == "hook_z"
+            and x.dim() >= 2
+            and x.shape[-1] != self.cfg.d_in
+            and x.shape[-2] * x.shape[-1] == self.cfg.d_in
+        ):
+            return x.flatten(-2)
+        return x
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Dense activations f [..., n]."""
+        """Dense activations f [..., n] (hook_z coders also take [..., heads, d_head])."""
+        x = self._flat_heads(x)
         shape = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1])
         act = self.cfg.activation
@@ -278,6 +290,7 @@ class SparseCoder(nn.Module):
     @torch.no_grad()
     def encode_sparse(self, x: torch.Tensor, chunk_rows: int | None = None) -> SparseCodes:
         """CSR codes of x [N, d_in] with zeros dropped; never holds more than ``chunk_rows`` dense rows."""
+        x = self._flat_heads(x)
         x = x.reshape(-1, x.shape[-1])
         chunk = chunk_rows or self.chunk_rows()
         parts = []
@@ -299,6 +312,10 @@ class SparseCoder(nn.Module):
         return self._finish_decode(y, x)
 
     def _finish_decode(self, y: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        if x is not None:
+            flat = self._flat_heads(x)
+            if flat is not x:  # hook_z: decode in the flat basis, return the input's head shape
+                return self._finish_decode(y, flat).unflatten(-1, x.shape[-2:])
         if self.W_skip is not None:
             if x is None:
                 raise ValueError("a skip-connection coder needs the input x to decode")

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from sae_core.errors import SAECoreError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input (an :class:`SAECoreError`) prints one 'error: ...' line and exits 1, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SAECoreError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
 
 
 def parse_count(text: str) -> int:
@@ -38,6 +57,7 @@ def _read_docs(data: str) -> list[str]:
 
 
 @app.command()
+@_clean_errors
 def inspect(
     path: str, hookpoint: str = typer.Option(None, help="sub-folder of a multi-coder root")
 ) -> None:
@@ -53,6 +73,7 @@ def inspect(
 
 
 @app.command()
+@_clean_errors
 def convert(
     src: str,
     dst: str,
@@ -66,6 +87,7 @@ def convert(
 
 
 @app.command()
+@_clean_errors
 def cache(
     model: str = typer.Argument(..., help="lm-kit model spec: smollm2, tiny, a folder, a hub id"),
     saes: list[str] = typer.Argument(..., help="coder folders; SITE=PATH overrides the site"),
@@ -77,6 +99,8 @@ def cache(
     ctx: int = 256,
     batch_rows: int = 16,
     top_n: int = 256,
+    reservoir: int = 256,
+    window: int = typer.Option(32, help="example window width W (<= ctx)"),
     ram_budget_mb: float = 2048.0,
     neurons: list[int] = typer.Option(
         [], help="also cache NeuronCoder top-k units of these layers"
@@ -108,6 +132,8 @@ def cache(
         batch_rows=batch_rows,
         max_tokens=parse_count(tokens),
         top_n=top_n,
+        reservoir=reservoir,
+        window=window,
         ram_budget_mb=ram_budget_mb,
     )
     path = cache_latents(m, coders, _read_docs(data), out, cfg, tokenizer=tok)
@@ -116,6 +142,7 @@ def cache(
 
 
 @app.command()
+@_clean_errors
 def stats(
     path: Path, plot: Path = typer.Option(None, help="write a log10-density histogram PNG")
 ) -> None:
@@ -145,6 +172,7 @@ def stats(
 
 
 @app.command("train-sae")
+@_clean_errors
 def train_sae(
     store: Path = typer.Argument(..., help="lm-kit ActivationStore folder or a [N, d] .npy file"),
     site: str = typer.Option(None, help="site inside the store (default: its only site)"),
@@ -177,6 +205,7 @@ def train_sae(
 
 
 @app.command()
+@_clean_errors
 def demo(
     out: Path = typer.Option(None, help="default ~/.cache/sae-core/demo-..."),
     tokens: str = "300k",
@@ -191,6 +220,7 @@ def demo(
 
 
 @app.command("export-delphi")
+@_clean_errors
 def export_delphi(path: Path, out: Path, coder: str = typer.Option(None)) -> None:
     """Write a cache in delphi's layout (safetensors locations/activations/tokens per latent range)."""
     from sae_core.cache import LatentCache

@@ -76,9 +76,15 @@ def _batch(data: Any, idx: np.ndarray) -> torch.Tensor:
 
 
 def init_sae(
-    d_in: int, cfg: TrainConfig, first: torch.Tensor, d_out: int | None = None
+    d_in: int,
+    cfg: TrainConfig,
+    first: torch.Tensor,
+    d_out: int | None = None,
+    first_y: torch.Tensor | None = None,
 ) -> SparseCoder:
-    transcoder = d_out is not None and cfg.site_out is not None
+    """Spec §8 init; ``first`` is the first input batch, ``first_y`` the first target batch
+    (transcoders: ``b_dec`` starts at the target mean)."""
+    transcoder = d_out is not None
     sae = SparseCoder(
         SAEConfig(
             d_in=d_in,
@@ -99,7 +105,9 @@ def init_sae(
     with torch.no_grad():
         if transcoder:
             sae.W_enc.normal_(0, 1 / math.sqrt(d_in), generator=g)
-            sae.b_dec.copy_(first.mean(0))
+            if first_y is None or first_y.shape[1] != sae.cfg.d_out:
+                raise ShapeError("a transcoder needs the first target batch [B, d_out] to init b_dec")
+            sae.b_dec.copy_(first_y.mean(0))
         else:
             w = torch.randn(cfg.n_latents, d_in, generator=g)
             w /= w.norm(dim=1, keepdim=True)
@@ -154,8 +162,12 @@ def train(
     def order_for(epoch: int) -> np.ndarray:
         return np.random.default_rng([cfg.seed, epoch]).permutation(n)
 
-    first = _batch(data, order_for(0)[:bs])
-    sae = init_sae(d_in, cfg, first, None if targets is None else int(targets.shape[1]))
+    first_idx = order_for(0)[:bs]
+    first = _batch(data, first_idx)
+    first_y = None if targets is None else _batch(targets, first_idx)
+    sae = init_sae(
+        d_in, cfg, first, None if targets is None else int(targets.shape[1]), first_y=first_y
+    )
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr_for(), betas=(0.9, 0.999))
     since_fired = torch.zeros(cfg.n_latents, dtype=torch.long)
     step = 0
