@@ -15,6 +15,8 @@ CASES = {
     "garbage": Rule(reply="lorem ipsum, no tag and no list"),
     "429": Rule(faults=[Fault(429, retry_after="0", times=None)]),
     "timeout": Rule(faults=[Fault(delay_s=1.5, times=None)]),
+    # a list of the wrong length for every batch: never a silently dropped batch
+    "wrong_length": Rule(reply="[1, 0]\n[EXPLANATION]: some words"),
 }
 
 
@@ -46,7 +48,14 @@ def test_bad_server_yields_recorded_failures(planted, tmp_path, case):
     expls = {(e.latent, e.explainer): e for e in load_explanations(tmp_path / "run")}
     summ = json.loads((tmp_path / "run" / "summary.json").read_text())
     scores = load_scores(tmp_path / "run")
-    if case == "garbage":
+    md = (tmp_path / "run" / "report.md").read_text()
+    row = next(r for r in md.splitlines() if r.startswith("| detection | default |"))
+    assert f"| {summ['scorers']['detection/default']['failed_examples']} |" in row
+    if case == "wrong_length":
+        det = [s for s in scores if s.scorer == "detection"]
+        assert all(s.value is None and s.n_failed == len(s.predictions) > 0 for s in det)
+        assert all("wrong-length" in (s.error or "") for s in det)
+    elif case == "garbage":
         # the untagged reply is used, flagged; detection answers are unparseable -> failed examples
         assert all("missing_tag" in expls[(i, "default")].flags for i in (0, 1))
         det = [s for s in scores if s.scorer == "detection"]
@@ -55,6 +64,7 @@ def test_bad_server_yields_recorded_failures(planted, tmp_path, case):
     else:
         assert all(expls[(i, "default")].failed for i in (0, 1))
         assert summ["explanations_failed"] == 2
+        assert "4 explanations (2 failed)" in md
         det = [s for s in scores if s.scorer == "detection" and s.explainer == "token_list"]
         assert all(
             s.value is None and s.n_failed == s.n_pos + s.n_neg + s.n_failed > 0 for s in det

@@ -220,7 +220,9 @@ def make_planted_corpus(
         cols.append(np.where(active & valid_a, mag, 0.0))
 
     for j, c in enumerate(classes):
-        wrong = classes[(j + 1) % len(classes)]
+        # two classes on: animals and colors share a template ("the {animals} saw a {colors} ball"),
+        # so a neighbouring class would be a partly right explanation, not a wrong one
+        wrong = classes[(j + 2) % len(classes)]
         active = np.array([class_of.get(w) == c for w in words])
         add("token_class", (c,), class_explanation((c,)), class_explanation((wrong,)), active)
     poly = ("animals", "weather")
