@@ -19,6 +19,9 @@ Three parts:
 3. Hook overhead: ``add`` at every block vs the plain forward, prefill (B x T) and KV-cached
    decoding, interleaved repeats, medians; repe ``steer`` vs repeng ``ControlModel`` vs
    steering-vectors ``apply``.
+4. Interop: a repeng ``ControlVector`` and a steering-vectors ``SteeringVector`` imported into
+   repe (object and GGUF) and applied with ``steer`` give the same logits as the peers' own
+   application; a repe GGUF export loads in repeng unchanged.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ def cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------------- part 1
-def planted_part(model, tok) -> dict[str, float]:
+def planted_part() -> dict[str, float]:
+    from lm_kit.tiny import tiny_model, tiny_tokenizer
     from repe.finders import fit_direction
     from repe.synthetic import planted_pairs
     from repeng import DatasetEntry
@@ -56,6 +60,9 @@ def planted_part(model, tok) -> dict[str, float]:
     inter = np.empty((512, 64), np.float32)
     inter[::2], inter[1::2] = p.pos, p.neg
     entries = [DatasetEntry(positive="a", negative="b") for _ in range(256)]
+    # repeng runs a real forward first; its hiddens are then swapped for the planted ones, so a
+    # tiny random model stands in for the forward (the result does not depend on it)
+    model, tok = tiny_model("llama", d=64, layers=2), tiny_tokenizer()
     for method in ("pca_diff", "pca_center"):
         dirs = read_representations(
             model,
@@ -238,6 +245,67 @@ def overhead_part(model, tok, b: int, t: int, repeats: int, new_tokens: int) -> 
     return res
 
 
+# ----------------------------------------------------------------------------------- part 4
+def interop_part(model, tok, tmp: str) -> dict[str, float]:
+    import os
+
+    from repe import SteerSpec, export_gguf, from_repeng, from_steering_vectors, import_gguf, steer
+    from repeng import ControlModel, ControlVector
+    from steering_vectors import SteeringVector
+
+    d = model.config.hidden_size
+    rng = np.random.default_rng(1)
+    layers = list(range(8, 21))
+    dirs = {i: (0.5 * rng.standard_normal(d)).astype(np.float32) for i in layers}
+    ids = torch.tensor([tok("The movie was honestly", add_special_tokens=False)["input_ids"]])
+
+    def run() -> torch.Tensor:
+        with torch.no_grad():
+            return model(input_ids=ids).logits.float()
+
+    base = run()
+    res: dict[str, float] = {}
+    cv = ControlVector(model_type=model.config.model_type, directions=dirs)
+    cm = ControlModel(model, layers)  # mutates the model until unwrap()
+    cm.set_control(cv, 1.0)
+    try:
+        theirs = run()
+    finally:
+        cm.reset()
+        cm.unwrap()
+    with steer(model, [SteerSpec(from_repeng(cv), coeff=1.0, units="raw")]):
+        ours = run()
+    res["steer shift (max |dlogit|)"] = float((theirs - base).abs().max())
+    res["repeng ControlModel vs repe(from_repeng) max |dlogit|"] = float(
+        (theirs - ours).abs().max()
+    )
+    g = os.path.join(tmp, "repeng.gguf")
+    cv.export_gguf(g)
+    back = import_gguf(g, model)
+    res["repeng GGUF -> repe max |dw|"] = max(
+        float(np.abs(back.write[i][0] - dirs[i]).max()) for i in layers
+    )
+    g2 = export_gguf(from_repeng(cv), os.path.join(tmp, "repe.gguf"), coeff=1.0, units="raw")
+    cv2 = ControlVector.import_gguf(str(g2))
+    res["repe GGUF -> repeng max |dw|"] = max(
+        float(np.abs(np.asarray(cv2.directions[i]) - dirs[i]).max()) for i in layers
+    )
+    sv = SteeringVector(
+        layer_activations={i: torch.tensor(w) for i, w in dirs.items()}, layer_type="decoder_block"
+    )
+    try:
+        with sv.apply(model):
+            theirs_sv = run()
+        with steer(model, [SteerSpec(from_steering_vectors(sv), coeff=1.0, units="raw")]):
+            ours_sv = run()
+        res["sv apply vs repe(from_steering_vectors) max |dlogit|"] = float(
+            (theirs_sv - ours_sv).abs().max()
+        )
+    except Exception as e:  # noqa: BLE001 - keep the comparison going
+        print(f"steering-vectors apply failed: {type(e).__name__}: {e}")
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=8)
@@ -260,7 +328,7 @@ def main() -> None:
     print(
         "\n== 1. planted direction (synthetic, D=64, 256 pairs): cosine to the planted direction =="
     )
-    planted = planted_part(model, tok)
+    planted = planted_part()
     for k, v in planted.items():
         print(f"  {k:22s} {v:+.4f}")
 
@@ -286,6 +354,14 @@ def main() -> None:
     over = overhead_part(model, tok, args.batch, args.tokens, args.repeats, args.new_tokens)
     for k, v in over.items():
         print(f"  {k:28s} {v:.4f}")
+
+    import tempfile
+
+    print("\n== 4. interop: peers' vectors imported into repe and applied (same logits?) ==")
+    with tempfile.TemporaryDirectory() as tmp:
+        interop = interop_part(model, tok, tmp)
+    for k, v in interop.items():
+        print(f"  {k:55s} {v:.3g}")
 
     print("\n(CPU timings on a shared 2-core machine; medians of interleaved repeats)")
     print(f"cosine repe vs planted: {planted['repe pca_pm']:.4f}")

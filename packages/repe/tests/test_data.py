@@ -87,6 +87,20 @@ def test_read_positions_reduce_left_padded_rows():
     with pytest.raises(RepeError, match="index\\(5\\)"):
         reduce_read(h, b, parse_read("index(5)"))
 
+    # a callable gets each row's real token ids and returns an index into them
+    def before_last(ids):
+        return len(ids) - 2 if ids[-1] in (8, 10) else -1
+
+    assert reduce_read(h, b, parse_read(before_last))[:, 0].tolist() == [2.0, 6.0]
+    assert reduce_read(h, b, parse_read(lambda ids: ids.index(ids[0])))[:, 0].tolist() == [
+        0.0,
+        6.0,
+    ]
+    with pytest.raises(RepeError, match="returned 4 for row 1, which has 2 real tokens"):
+        reduce_read(h, b, parse_read(lambda ids: 4 if len(ids) == 2 else 0))
+    with pytest.raises(RepeError, match="pass read=<the same callable>"):
+        parse_read("callable(before_last)")
+
 
 def test_normalise_layers():
     assert normalise_layers("all", 4) == [0, 1, 2, 3]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from repe import SteerSpec, Stimulus, steer
+from repe import RepeError, SteerSpec, Stimulus, steer
 from repe.control.contrast import contrast_generate, contrast_logits
 from repe.data import render
 from repe.eval import ABItem, ab_prob, kl_cost, mc_score, pareto_front, sweep, token_set_logodds
@@ -173,3 +173,17 @@ def test_contrast_alpha_zero_is_plain_and_generate_cache_consistent(llama, tok):
     for i, g in enumerate(gen_first):
         if g:
             assert tok.decode([int(first[i])]).strip()[:1] == tok.decode(g).strip()[:1]
+
+
+def test_contrast_generate_sampling_warpers(llama, tok):
+    prompts = [Stimulus(user="Is the sky green?", prefix="No,")]
+    kw = dict(max_new_tokens=5, alpha=2.0, layers=[0, 2])
+    greedy = contrast_generate(llama, tok, prompts, **kw)
+    # top-k = 1 leaves one candidate, so sampling must reproduce greedy decoding
+    assert contrast_generate(llama, tok, prompts, do_sample=True, top_k=1, seed=3, **kw) == greedy
+    a = contrast_generate(llama, tok, prompts, do_sample=True, temperature=2.0, seed=5, **kw)
+    assert a == contrast_generate(
+        llama, tok, prompts, do_sample=True, temperature=2.0, seed=5, **kw
+    )
+    with pytest.raises(RepeError, match="temperature must be > 0"):
+        contrast_generate(llama, tok, prompts, do_sample=True, temperature=0.0, **kw)

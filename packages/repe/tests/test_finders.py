@@ -140,3 +140,50 @@ def test_paired_finders_give_same_direction_as_unpaired_on_swapped_order(planted
             a = fit_direction(name, planted.pos, planted.neg).read[0]
             b = fit_direction(name, planted.neg, planted.pos).read[0]
             assert _cos(a, b) < -0.99, name
+
+
+def test_leace_matches_concept_erasure_peer(planted):
+    ce = pytest.importorskip("concept_erasure")
+    import torch
+
+    x = np.concatenate([planted.pos, planted.neg])
+    z = np.concatenate([np.ones(256), np.zeros(256)])
+    d = fit_direction("leace", planted.pos, planted.neg)
+    ours = leace_erase(x, d.stats["eraser_b"], d.stats["eraser_f"], d.stats["eraser_mu"])
+    fitter = ce.LeaceFitter(64, 1, dtype=torch.float64, shrinkage=False)
+    fitter.update(torch.tensor(x), torch.tensor(z)[:, None])
+    theirs = fitter.eraser(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+class _SplitSAE:
+    """A toy SAE with codes relu([x, -x]) and decoder [I; -I], so decode(encode(x)) == x."""
+
+    def __init__(self, d):
+        import torch
+
+        self.W_dec = torch.cat([torch.eye(d), -torch.eye(d)]).double()
+
+    def encode(self, x):
+        import torch
+
+        return torch.relu(torch.cat([x, -x], dim=-1))
+
+
+def test_sae_space_directions(planted):
+    from repe.errors import RepeError, VectorMismatchError
+    from repe.finders import fit_direction_sae
+
+    sae = _SplitSAE(64)
+    d = fit_direction_sae("mean_diff", planted.pos, planted.neg, sae, layer=2)
+    # closed form: the decoded latent mean difference is the raw mean difference
+    np.testing.assert_allclose(d.write[0], (planted.pos - planted.neg).mean(0), atol=1e-10)
+    assert d.stats["sae_space"] and d.stats["n_latents"] == 128
+    for name in ("pca_pm", "lda"):
+        d = fit_direction_sae(name, planted.pos, planted.neg, sae)
+        assert _cos(d.write[0], planted.directions[0]) > 0.9, name
+        assert d.read[0] @ (planted.pos - planted.neg).mean(0) > 0
+    with pytest.raises(VectorMismatchError, match="hidden size 64"):
+        fit_direction_sae("mean_diff", planted.pos, planted.neg, _SplitSAE(32))
+    with pytest.raises(RepeError, match="encode\\(\\) and W_dec"):
+        fit_direction_sae("mean_diff", planted.pos, planted.neg, object())

@@ -5,7 +5,16 @@ Note: PyPI's ``repe`` (andyzoujm) uses the same import name; do not install both
 """
 
 from ._version import __version__
-from .control import Condition, SteerSpec, directional_ablation, gaussian, steer, triangle
+from .control import (
+    Condition,
+    SteerSpec,
+    directional_ablation,
+    gaussian,
+    multisteer,
+    parse_rule,
+    steer,
+    triangle,
+)
 from .data import (
     ChatFormat,
     ContrastPair,
@@ -70,7 +79,9 @@ __all__ = [
     "import_gguf",
     "load_pairs_jsonl",
     "load_vector",
+    "multisteer",
     "pairs_from_lists",
+    "parse_rule",
     "save_pairs_jsonl",
     "save_vector",
     "sentiment_pairs",

@@ -3,8 +3,9 @@
 Read positions reduce a (B, T, D) activation of a left-padded batch to one vector per row:
 ``last`` (last real token), ``index(k)`` (real token k; negative from the end),
 ``mean_last(k)`` (mean of the last k real tokens), ``mean_response`` (mean over the assistant
-prefix), ``marker(s)`` (mean after the last occurrence of the token ids of ``s``), and ``all``
-(every real token; used for scans).
+prefix), ``marker(s)`` (mean after the last occurrence of the token ids of ``s``), a callable
+``fn(real_token_ids) -> index`` (index into the row's real tokens, negative from the end), and
+``all`` (every real token; used for scans).
 
 Write positions (``all``, ``prompt``, ``response``) are computed inside the steering hooks from
 lm-kit's absolute positions, so they stay right with ``generate`` and a KV cache.
@@ -12,8 +13,8 @@ lm-kit's absolute positions, so they stay right with ``generate`` and a KV cache
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,11 +23,14 @@ from .errors import RepeError, unknown
 
 @dataclass(frozen=True)
 class ReadPosition:
-    kind: str  # last | index | mean_last | mean_response | marker | all
+    kind: str  # last | index | mean_last | mean_response | marker | callable | all
     k: int = 0
     marker: str = ""
+    fn: Callable[[list[int]], int] | None = field(default=None, compare=False)
 
     def describe(self) -> str:
+        if self.kind == "callable":
+            return f"callable({getattr(self.fn, '__name__', 'fn')})"
         if self.kind in ("index", "mean_last"):
             return f"{self.kind}({self.k})"
         if self.kind == "marker":
@@ -48,14 +52,29 @@ def marker(text: str) -> ReadPosition:
     return ReadPosition("marker", marker=text)
 
 
-READ_NAMES = ("last", "mean_response", "all", "index(k)", "mean_last(k)", "marker(str)")
+def at(fn: Callable[[list[int]], int]) -> ReadPosition:
+    """Read at ``fn(real_token_ids)``: an index into the row's real tokens (negative from the end)."""
+    return ReadPosition("callable", fn=fn)
 
 
-def parse_read(spec: str | int | ReadPosition) -> ReadPosition:
+READ_NAMES = (
+    "last",
+    "mean_response",
+    "all",
+    "index(k)",
+    "mean_last(k)",
+    "marker(str)",
+    "a callable ids -> index",
+)
+
+
+def parse_read(spec: str | int | ReadPosition | Callable[[list[int]], int]) -> ReadPosition:
     if isinstance(spec, ReadPosition):
         return spec
     if isinstance(spec, int):
         return index(spec)
+    if callable(spec):
+        return at(spec)
     s = spec.strip()
     if s in ("last", "mean_response", "all"):
         return ReadPosition(s)
@@ -64,6 +83,11 @@ def parse_read(spec: str | int | ReadPosition) -> ReadPosition:
             return ctor(int(s[len(name) + 1 : -1]))
     if s.startswith("marker(") and s.endswith(")"):
         return marker(s[7:-1].strip("'\""))
+    if s.startswith("callable("):
+        raise RepeError(
+            f"read position {s} was a Python callable and is not stored in the vector file; "
+            "pass read=<the same callable> again"
+        )
     raise unknown("read position", spec, READ_NAMES)
 
 
@@ -123,6 +147,19 @@ def reduce_read(
         if bad:
             raise RepeError(f"read position index({k}) is outside the real tokens of rows {bad}")
         return h[torch.arange(b, device=h.device), idx]
+    if read.kind == "callable":
+        assert read.fn is not None
+        idx = []
+        for r, row in enumerate(batch.input_ids.tolist()):
+            real = row[int(first[r]) :]
+            k = read.fn(real)
+            if not isinstance(k, int) or not -len(real) <= k < len(real):
+                raise RepeError(
+                    f"read callable {read.describe()} returned {k!r} for row {r}, which has "
+                    f"{len(real)} real tokens; return an int index in -{len(real)}..{len(real) - 1}"
+                )
+            idx.append(int(first[r]) + (k if k >= 0 else len(real) + k))
+        return h[torch.arange(b, device=h.device), torch.tensor(idx, device=h.device)]
     if read.kind == "mean_last":
         sel = (cols >= t - read.k) & mask.bool()
     elif read.kind == "mean_response":

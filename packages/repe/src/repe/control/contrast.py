@@ -3,8 +3,9 @@
 One batch holds 3B rows: the original prompts, the prompts + a positive instruction, and the
 prompts + a negative instruction, left-padded so that the responses share columns. At each
 control block, ``a = alpha (h_pos - h_neg)`` on response columns is added to all three
-streams, inside the same forward (an lm-kit ``Fn`` edit). Greedy generation forces stream 0's
-token on all three rows, so the streams stay aligned with the KV cache on.
+streams, inside the same forward (an lm-kit ``Fn`` edit). Generation picks stream 0's token
+(greedy, or sampled through temperature/top-k/top-p warpers with a seeded generator) and forces
+it on all three rows, so the streams stay aligned with the KV cache on.
 """
 
 from __future__ import annotations
@@ -114,9 +115,32 @@ def contrast_generate(
     pos_instruction: str = POS_INSTRUCTION,
     neg_instruction: str = NEG_INSTRUCTION,
     fmt: ChatFormat | None = None,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int = 0,
 ) -> list[str]:
-    """Greedy generation with contrast-vector control and the KV cache on."""
-    from transformers import LogitsProcessor, LogitsProcessorList
+    """Generation with contrast-vector control and the KV cache on (greedy, or sampled)."""
+    from transformers import (
+        LogitsProcessor,
+        LogitsProcessorList,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    warpers: list[Any] = []
+    if do_sample:
+        if temperature <= 0:
+            raise RepeError(f"temperature must be > 0 when sampling, got {temperature}")
+        if temperature != 1.0:
+            warpers.append(TemperatureLogitsWarper(temperature))
+        if top_k is not None:
+            warpers.append(TopKLogitsWarper(top_k))
+        if top_p is not None:
+            warpers.append(TopPLogitsWarper(top_p))
+    gen = torch.Generator().manual_seed(seed)
 
     n = num_layers(model)
     ls = normalise_layers(layers if layers is not None else list(range(0, n, 2)), n)
@@ -125,7 +149,14 @@ def contrast_generate(
 
     class ForceStream0(LogitsProcessor):
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            tok = scores[:b].argmax(-1)
+            if do_sample:
+                s0 = scores[:b].float()
+                for w in warpers:
+                    s0 = w(input_ids[:b], s0)
+                probs = torch.softmax(s0, -1).cpu()
+                tok = torch.multinomial(probs, 1, generator=gen)[:, 0].to(scores.device)
+            else:
+                tok = scores[:b].argmax(-1)
             out = torch.full_like(scores, float("-inf"))
             for s in range(3):
                 out[s * b + torch.arange(b, device=scores.device), tok] = 0.0

@@ -10,6 +10,9 @@
 * ``subspace_ablate``: h - m V (V^T h)               (V orthonormal, D x k)
 * ``leace``:      h - m b f^T (h - mu)               (rank-1 LEACE eraser)
 
+* custom:         any callable ``op(h, v, a, m) -> h'`` given as ``SteerSpec(operator=op)``;
+                  ``m`` is (B, T, 1), and tokens outside the mask are restored afterwards.
+
 ``normalize`` rescales each edited token to its pre-edit norm; ``norm_cap`` only when it grew.
 """
 
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import unknown
+from ..errors import RepeError, unknown
 
 OPERATORS = ("add", "piecewise", "ablate", "clamp", "ablate_add", "subspace_ablate", "leace")
 
@@ -52,7 +55,7 @@ def _alpha(alpha: float | torch.Tensor, h: torch.Tensor) -> torch.Tensor | float
 
 
 def apply_operator(
-    name: str,
+    name: str | Callable[..., torch.Tensor],
     h: torch.Tensor,
     p: OperatorParams,
     alpha: float | torch.Tensor,
@@ -61,7 +64,7 @@ def apply_operator(
     normalize: bool = False,
     norm_cap: bool = False,
 ) -> torch.Tensor:
-    if name not in OPERATORS:
+    if not callable(name) and name not in OPERATORS:
         raise unknown("operator", name, OPERATORS)
     m = (
         torch.ones(h.shape[:-1], dtype=h.dtype, device=h.device)
@@ -70,7 +73,15 @@ def apply_operator(
     )[..., None]
     a = _alpha(alpha, h)
     v = p.v_like(h)
-    if name == "add":
+    if callable(name):
+        out = name(h, v, a, m)
+        if not isinstance(out, torch.Tensor) or out.shape != h.shape:
+            raise RepeError(
+                f"custom operator {getattr(name, '__name__', name)!r} must return a tensor of "
+                f"shape {tuple(h.shape)}, got {getattr(out, 'shape', type(out).__name__)}"
+            )
+        out = torch.where(m > 0, out, h)
+    elif name == "add":
         out = torch.addcmul(h, m, v, value=a) if isinstance(a, float) else h + m * a * v
     elif name == "piecewise":
         proj = h @ v
@@ -94,10 +105,3 @@ def apply_operator(
             ratio = torch.clamp(ratio, max=1.0)
         out = torch.where(m > 0, out * ratio, out)
     return out
-
-
-def custom_operator(
-    fn: Callable[[torch.Tensor], torch.Tensor],
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Identity helper so users can pass their own ``h -> h'`` (applied via lm-kit's Fn)."""
-    return fn

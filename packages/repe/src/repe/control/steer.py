@@ -10,7 +10,7 @@ sampled token) unless ``include_last_prompt=False``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,33 +21,22 @@ from ..errors import LayerError, RepeError, unknown
 from ..io.vector_file import check_compatible
 from ..sites import normalise_layers, num_layers
 from ..vector import ReadingVector
+from .conditional import (
+    COMPARATORS,
+    AllOf,
+    AnyOf,
+    Condition,
+    Gate,
+    Not,
+    condition_similarity,
+    evaluate_gate,
+    gate_leaves,
+)
 from .operators import OPERATORS, OperatorParams, apply_operator
 from .schedule import ScheduleLike, layer_coefficients
 
 POSITIONS = ("all", "prompt", "response")
-COMPARATORS = (">", "<")
-
-
-@dataclass
-class Condition:
-    """CAST condition: steer a row only if ``cos(h, proj_c(h))``-style similarity passes.
-
-    On the prompt forward, ``hbar`` is the mean (or last) of the real prompt tokens at
-    ``resid_post.layer``; ``sim = cos(hbar, tanh(P hbar))`` with ``P = c c^T / c^T c``. The
-    gate ``[sim > threshold]`` (or ``<``) is fixed per row for the whole ``generate``.
-    """
-
-    vector: ReadingVector | np.ndarray
-    layer: int
-    threshold: float
-    comparator: str = ">"
-    aggregate: str = "mean"
-
-    def direction(self) -> np.ndarray:
-        if isinstance(self.vector, ReadingVector):
-            return self.vector.direction(self.layer)
-        v = np.asarray(self.vector, dtype=np.float32).reshape(-1)
-        return v / np.linalg.norm(v)
+__all__ = ["AllOf", "AnyOf", "Condition", "Not", "SteerSpec", "directional_ablation", "steer"]
 
 
 @dataclass
@@ -61,11 +50,11 @@ class SteerSpec:
     coeff: float = 1.0
     layers: int | str | Sequence[int] | None = None
     schedule: ScheduleLike = None
-    operator: str = "add"
+    operator: str | Callable[..., torch.Tensor] = "add"  # a name, or op(h, v, a, m) -> h'
     units: str = "unit"
     normalize: bool = False
     norm_cap: bool = False
-    condition: Condition | None = None
+    condition: Gate | None = None  # a Condition, or AnyOf/AllOf/Not of Conditions
     component: int = 0
     strict: bool = True
     _layers: list[int] = field(default_factory=list, repr=False)
@@ -74,12 +63,12 @@ class SteerSpec:
 @dataclass
 class _Op:
     spec_index: int
-    name: str
+    name: str | Callable[..., torch.Tensor]
     params: OperatorParams
     alpha: float
     normalize: bool
     norm_cap: bool
-    gate: int | None  # index of a condition
+    gate: Gate | None  # a condition expression; its leaves index ``conditions``
 
 
 class _SteerState:
@@ -138,6 +127,22 @@ class _SteerState:
         return self._mask
 
 
+def check_compatible_direction(cond: Condition, model: Any) -> None:
+    """A condition direction must have the model's hidden size."""
+    if isinstance(cond.vector, ReadingVector):
+        check_compatible(cond.vector, model)
+        return
+    d = int(np.asarray(cond.vector).size)
+    hidden = int(model.config.hidden_size)
+    if d != hidden:
+        from ..errors import VectorMismatchError
+
+        raise VectorMismatchError(
+            f"condition direction has hidden size {d} but the model's hidden size is {hidden}; "
+            "fit the condition vector on this model"
+        )
+
+
 def _condition_gate(
     cond: Condition, h: torch.Tensor, mask: torch.Tensor, prompt: torch.Tensor
 ) -> torch.Tensor:
@@ -150,8 +155,7 @@ def _condition_gate(
     else:
         w = sel.float()[..., None]
         hbar = (hf * w).sum(1) / w.sum(1).clamp_min(1.0)
-    proj = (hbar @ c)[:, None] * c[None]
-    sim = torch.nn.functional.cosine_similarity(hbar, torch.tanh(proj), dim=-1)
+    sim = condition_similarity(hbar, c)
     return (sim > cond.threshold) if cond.comparator == ">" else (sim < cond.threshold)
 
 
@@ -172,7 +176,7 @@ def _resolve_specs(
     per_layer: dict[int, list[_Op]] = {}
     conditions: list[Condition] = []
     for i, spec in enumerate(specs):
-        if spec.operator not in OPERATORS:
+        if not callable(spec.operator) and spec.operator not in OPERATORS:
             raise unknown("operator", spec.operator, OPERATORS)
         v = spec.vector
         check_compatible(v, model, strict=spec.strict)
@@ -181,20 +185,25 @@ def _resolve_specs(
         if missing:
             raise LayerError(f"the vector has no direction for layers {missing}; it has {v.layers}")
         alphas = layer_coefficients(v, spec.coeff, layers, spec.schedule, spec.units)
-        gate = None
-        if spec.condition is not None:
-            cond = spec.condition
-            if cond.comparator not in COMPARATORS:
-                raise unknown("comparator", cond.comparator, COMPARATORS)
-            cl = normalise_layers([cond.layer], n_layers)[0]
-            if cl > min(layers):
-                raise RepeError(
-                    f"condition layer {cl} comes after steered layer {min(layers)}; the gate must be "
-                    "known before the first steered block (pick a condition layer <= the steered ones)"
-                )
-            cond.layer = cl
-            conditions.append(cond)
-            gate = len(conditions) - 1
+        gate = spec.condition
+        if gate is not None:
+            for cond in gate_leaves(gate):
+                if any(cond is c for c in conditions):
+                    continue
+                if cond.comparator not in COMPARATORS:
+                    raise unknown("comparator", cond.comparator, COMPARATORS)
+                if cond.aggregate not in ("mean", "last"):
+                    raise unknown("condition aggregate", cond.aggregate, ("mean", "last"))
+                check_compatible_direction(cond, model)
+                cond.layer = normalise_layers([cond.layer], n_layers)[0]
+                conditions.append(cond)
+            for cond in gate_leaves(gate):
+                if cond.layer > min(layers):
+                    raise RepeError(
+                        f"condition layer {cond.layer} comes after steered layer {min(layers)}; "
+                        "the gate must be known before the first steered block (pick a "
+                        "condition layer <= the steered ones)"
+                    )
         for layer in layers:
             if spec.operator == "subspace_ablate":
                 q, _ = np.linalg.qr(v.write[layer].astype(np.float64).T)
@@ -258,6 +267,15 @@ def steer(
     pc = _position_context(model)
     state = _SteerState(pc, positions, include_last_prompt, len(conditions))
 
+    def leaf_gate(cond: Condition) -> torch.Tensor:
+        i = next(i for i, c in enumerate(conditions) if c is cond)
+        g = state.gates[i]
+        if g is None:
+            raise RepeError(
+                "CAST gate is unset: the prompt forward did not reach the condition layer"
+            )
+        return g
+
     def make_fn(layer: int):
         ops = per_layer.get(layer, [])
         conds = [(i, c) for i, c in enumerate(conditions) if c.layer == layer]
@@ -276,11 +294,7 @@ def steer(
             for op in ops:
                 m = mask
                 if op.gate is not None:
-                    g = state.gates[op.gate]
-                    if g is None:
-                        raise RepeError(
-                            "CAST gate is unset: the prompt forward did not reach the condition layer"
-                        )
+                    g = evaluate_gate(op.gate, leaf_gate)
                     m = m & g.to(h.device)[:, None]
                 out = apply_operator(
                     op.name,

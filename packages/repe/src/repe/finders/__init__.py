@@ -16,6 +16,7 @@ from .mean_diff import fit_mean_diff
 from .pca import fit_pca_pm, fit_pca_repe
 from .probe import fit_logistic
 from .random import fit_random
+from .sae import fit_direction_sae
 
 Finder = Callable[..., Direction]
 
@@ -58,6 +59,7 @@ __all__ = [
     "PAIRED_METHODS",
     "Direction",
     "fit_direction",
+    "fit_direction_sae",
     "get_finder",
     "haufe_pattern",
     "leace_erase",
