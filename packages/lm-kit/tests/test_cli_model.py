@@ -1,4 +1,4 @@
-"""The model-side CLI commands on tiny models (the SmolLM2 demo itself is exercised in test_smollm2)."""
+"""The model-side CLI commands on tiny models (the SmolLM2 demo itself: test_smollm2.py, slow)."""
 
 from __future__ import annotations
 

@@ -254,6 +254,56 @@ def test_malformed_forever_ends_in_clear_error(server):
     assert len(server.completions_requests()) == 6
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<html><body>502 Bad Gateway</body></html>",  # not JSON at all
+        {"object": "error", "detail": "upstream overloaded"},  # JSON, but no choices
+        {"choices": []},  # empty choices
+        {"choices": [{"index": 0}]},  # a choice without a message
+    ],
+    ids=["html", "no-choices", "empty-choices", "no-message"],
+)
+def test_garbage_200_forever_ends_in_clear_error_after_the_budget(body):
+    """A server that answers 200 with garbage: retried, then one clear error, never a hang."""
+    with FakeOpenAIServer([Rule(faults=[Fault(200, body=body, times=None)])]) as s:
+        t0 = time.perf_counter()
+        with pytest.raises(RetriesExhausted, match=r"6 attempts.*malformed") as ei:
+            run(_one(client_for(s)))
+        assert time.perf_counter() - t0 < 10
+        assert len(s.completions_requests()) == 6
+    assert ei.value.attempts == 6
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("retry_after", "retry_after_ms"), [(None, None), ("0", None), (None, "50")]
+)
+def test_429_forever_ends_in_retries_exhausted_with_the_default_policy(retry_after, retry_after_ms):
+    """429 on every request: the default budget (6 attempts) runs out with a clear error."""
+    with FakeOpenAIServer(
+        [
+            Rule(
+                faults=[
+                    Fault(429, retry_after=retry_after, retry_after_ms=retry_after_ms, times=None)
+                ]
+            )
+        ]
+    ) as s:
+        # the default RetryPolicy, except a smaller backoff when the server gives no Retry-After
+        policy = RetryPolicy() if (retry_after or retry_after_ms) else FAST
+        t0 = time.perf_counter()
+        with pytest.raises(RetriesExhausted, match=r"6 attempts.*429") as ei:
+            run(_one(client_for(s, retry=policy)))
+        assert time.perf_counter() - t0 < 10
+        reqs = s.completions_requests()
+    assert len(reqs) == 6 and ei.value.attempts == 6
+    if retry_after_ms:  # the server's wait is honoured between attempts
+        gaps = [b.t_start - a.t_end for a, b in zip(reqs, reqs[1:], strict=False)]
+        assert min(gaps) >= 0.045
+
+
 def test_dropped_connection_is_retried(server):
     server.rules = [Rule(faults=[Fault(drop=True, times=2)])]
     out = run(_one(client_for(server)))

@@ -57,3 +57,18 @@ def test_smollm2_hooks_match_hidden_states_and_left_padding(smollm2):
         logits = model(**single).logits
     torch.testing.assert_close(logits, model(**single).logits, rtol=0, atol=0)
     assert_no_hooks(model)
+
+
+def test_demo_runs_offline_on_smollm2(smollm2, monkeypatch):
+    """`lm-kit demo` with HF_HUB_OFFLINE set: completion, the hookpoint table and the norms."""
+    from lm_kit.cli import app
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    res = CliRunner().invoke(app, ["demo", "--max-new-tokens", "4"])
+    assert res.exit_code == 0, res.output
+    assert "The capital of France is Paris" in res.output
+    # embed + final_norm + 8 per-layer kinds x 30 layers = 242 sites
+    assert "hookpoints (242 sites)" in res.output
+    assert "resid_post.29" in res.output and "final_norm" in res.output

@@ -397,7 +397,11 @@ class OpenAICompatClient(BaseLLMClient):
         choice = data["choices"][0]
         try:
             if endpoint == "chat":
-                message = choice.get("message") or {}
+                message = choice.get("message")
+                if not isinstance(message, dict):
+                    raise _Retryable(
+                        f"malformed response body (choice without a message): {choice!r:.120}"
+                    )
                 text = message.get("content")
                 if text is None:
                     text = message.get("refusal") or ""

@@ -46,7 +46,7 @@ class Fault:
     delay_s: float = 0.0
     malformed: bool = False
     drop: bool = False
-    body: Any = None
+    body: Any = None  # JSON-able object, or str/bytes sent verbatim (garbage bodies)
     times: int | None = 1
 
 
@@ -422,7 +422,11 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                         "error": {"message": f"injected fault {fault.status}", "type": "fake_fault"}
                     }
                     rec.outcome = str(fault.status)
-                    self._json(fault.status, payload, headers)
+                    if isinstance(payload, (bytes, str)):  # raw garbage, sent as is
+                        raw = payload.encode() if isinstance(payload, str) else payload
+                        self._send(fault.status, raw, headers)
+                    else:
+                        self._json(fault.status, payload, headers)
                     return
             response = server.build_response(endpoint, body, rule)
             rec.outcome = "200"
