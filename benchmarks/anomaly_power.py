@@ -475,7 +475,8 @@ def main() -> None:
         kz = np.mean(d["koopman-window(zeta)"]["hit"])
         for b in ("zscore", "level_shift", "seasonal_esd"):
             print(
-                f"power DPK-window vs {b} at equal FAR (lockdown {size}): {kz:.3f} vs {np.mean(d[b]['hit']):.3f}"
+                f"power koopman-window(zeta, {a.forecaster}) vs {b} at equal FAR (lockdown {size}): "
+                f"{kz:.3f} vs {np.mean(d[b]['hit']):.3f}"
             )
         print(
             f"power with vs without reference differencing (lockdown {size}): {kz:.3f} vs {np.mean(d['koopman-window(z)']['hit']):.3f}"

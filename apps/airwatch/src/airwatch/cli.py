@@ -286,9 +286,9 @@ def detect(
             res = add_baselines(res, ds, c, names)
         io.write_netcdf_atomic(res, out)
         n = int((res["flag"] != 0).sum())
-        console.print(
-            f"wrote {out}: {n} flags, stations {dict(zip(*np.unique(res['status'].values, return_counts=True), strict=True))}"
-        )
+        st, cnt = np.unique(res["status"].values.astype(str), return_counts=True)
+        by_status = ", ".join(f"{a}: {int(b)}" for a, b in zip(st, cnt, strict=True))
+        console.print(f"wrote {out}: {n} flags; stations {by_status}")
         failed = [
             str(s)
             for s, v in zip(res.station.values, res.status.values, strict=True)
