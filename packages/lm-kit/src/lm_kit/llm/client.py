@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from lm_kit.llm import jsonout
@@ -60,6 +61,32 @@ def as_request(item: RequestLike, params: GenParams | None = None) -> Request:
     if isinstance(item, str):
         return Request.complete(item, params)
     return Request.chat(item, params)
+
+
+class _PendingJob(Protocol):
+    future: asyncio.Future[Completion]
+    t_submit: float
+
+
+async def settle_in_thread(
+    jobs: Sequence[_PendingJob], generate: Callable[[Any], list[Completion]]
+) -> None:
+    """Run ``generate(jobs)`` in a worker thread and resolve each job's future with its result.
+
+    A failure is forwarded to every waiting job; jobs cancelled meanwhile are left alone. Each
+    job needs ``future`` and ``t_submit`` (its latency is measured from submission).
+    """
+    try:
+        results = await asyncio.to_thread(generate, jobs)
+    except Exception as e:  # noqa: BLE001 - forwarded to every waiter
+        for j in jobs:
+            if not j.future.done():
+                j.future.set_exception(e)
+        return
+    for j, comp in zip(jobs, results, strict=True):
+        if not j.future.done():
+            comp.latency_s = time.perf_counter() - j.t_submit
+            j.future.set_result(comp)
 
 
 class BaseLLMClient:

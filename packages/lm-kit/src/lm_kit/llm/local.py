@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from lm_kit.llm.cache import CacheMode, ResponseCache, cache_key_fields, canonical_json, key_of
-from lm_kit.llm.client import BaseLLMClient
+from lm_kit.llm.client import BaseLLMClient, settle_in_thread
 from lm_kit.llm.meter import UsageMeter, current_stage
 from lm_kit.llm.types import Completion, GenParams, Message, TokenLogprob
 
@@ -241,17 +241,7 @@ class TransformersClient(BaseLLMClient):
                     chunk = [j for j in group[i : i + self.max_batch] if not j.future.done()]
                     if not chunk:
                         continue
-                    try:
-                        results = await asyncio.to_thread(self._generate, chunk)
-                    except Exception as e:  # noqa: BLE001 - forwarded to every waiter
-                        for j in chunk:
-                            if not j.future.done():
-                                j.future.set_exception(e)
-                        continue
-                    for j, comp in zip(chunk, results, strict=True):
-                        if not j.future.done():
-                            comp.latency_s = time.perf_counter() - j.t_submit
-                            j.future.set_result(comp)
+                    await settle_in_thread(chunk, self._generate)
 
     async def aclose(self) -> None:
         if self._worker is not None and not self._worker.done():

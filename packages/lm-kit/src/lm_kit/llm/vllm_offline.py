@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lm_kit.llm.client import BaseLLMClient
+from lm_kit.llm.client import BaseLLMClient, settle_in_thread
 from lm_kit.llm.errors import LogprobsUnavailable
 from lm_kit.llm.meter import UsageMeter, current_stage
 from lm_kit.llm.types import Completion, GenParams, Message, TokenLogprob
@@ -133,17 +133,7 @@ class VLLMOfflineClient(BaseLLMClient):
             jobs = [j for j in jobs if not j.future.done()]
             if not jobs:
                 continue
-            try:
-                comps = await asyncio.to_thread(self._generate, jobs)
-            except Exception as e:  # noqa: BLE001 - forwarded to every waiter
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(e)
-                continue
-            for j, c in zip(jobs, comps, strict=True):
-                if not j.future.done():
-                    c.latency_s = time.perf_counter() - j.t_submit
-                    j.future.set_result(c)
+            await settle_in_thread(jobs, self._generate)
 
     def _generate(self, jobs: list[_Job]) -> list[Completion]:
         sps = []
