@@ -181,17 +181,25 @@ class Pipeline:
             raise ValueError(f"unknown stage(s) {bad}; valid: {', '.join(STAGES)}")
         summary: dict[str, Any] = {}
         before = snapshot(self.client.usage) if self.client is not None else {}
+
+        def flush() -> None:
+            # usage is appended after every stage, so a killed run keeps its finished stages' usage
+            nonlocal before
+            if self.client is not None:
+                append_usage(self.dir, self.client.usage, self.run_id, before)
+                before = snapshot(self.client.usage)
+
         try:
             if "examples" in stages:
                 summary["examples"] = self.build_examples(latents)
             lat = list(latents) if latents is not None else self.latents_on_disk()
             if "explain" in stages:
                 summary["explain"] = await self.explain(lat)
+                flush()
             if "score" in stages:
                 summary["score"] = await self.score(lat, scorers or self.cfg.score.scorers)
         finally:
-            if self.client is not None:
-                append_usage(self.dir, self.client.usage, self.run_id, before)
+            flush()
         if "report" in stages:
             from autointerp.report import write_report
 
