@@ -187,3 +187,36 @@ def test_contrast_generate_sampling_warpers(llama, tok):
     )
     with pytest.raises(RepeError, match="temperature must be > 0"):
         contrast_generate(llama, tok, prompts, do_sample=True, temperature=0.0, **kw)
+
+
+def test_lat_prompt_and_k_shot_task(llama, tok):
+    from repe.errors import PairDataError
+    from repe.eval import lat_mc_eval, lat_prompt
+
+    assert lat_prompt("Q?", "A.", [("q1", "a1")]) == (
+        "Question: q1\nAnswer: a1\n\n"
+        "Consider the amount of truthfulness in the following answer.\n\n"
+        "Question: Q?\nAnswer: A.\n\nThe amount of truthfulness in the answer is "
+    )
+    qs = ["Is the sky green", "Is Paris in France", "Do rivers run", "Is the meal good"]
+    qs += ["Was the trip fun", "Is Rome in Italy", "Did the hotel win", "Was it awful"]
+    # planted: the correct choice is always the same text, the wrong ones vary
+    wrong = ["bad movie", "sad trip", "the sea", "left pad", "awful meal", "tears"]
+    items = [
+        {"question": q, "choices": [wrong[i % 6], "The capital", wrong[(i + 1) % 6]], "label": 1}
+        for i, q in enumerate(qs)
+    ]
+    items[3]["choices"] = ["The capital", "tears", "smile"]
+    items[3]["label"] = 0
+    res = lat_mc_eval(
+        llama, tok, items[:6], items[6:], layers=[1, 2], k_shot=1, method="mean_diff", seeds=[0, 1]
+    )
+    assert res["n_train"] == 5 and res["n_test"] == 2 and res["chance"] == pytest.approx(1 / 3)
+    assert set(res["accuracy"]) == {1, 2} and len(res["accuracy_per_seed"][1]) == 2
+    assert res["best_accuracy"] == 1.0  # the planted answer is found on held-out items
+    with pytest.raises(PairDataError, match="k_shot=6"):
+        lat_mc_eval(llama, tok, items[:6], items[6:], layers=[1], k_shot=6)
+    with pytest.raises(PairDataError, match="label in 0..2"):
+        lat_mc_eval(llama, tok, [{**items[0], "label": 3}] * 3, items[6:], layers=[1])
+    with pytest.raises(PairDataError, match="empty test"):
+        lat_mc_eval(llama, tok, items[:6], [], layers=[1])

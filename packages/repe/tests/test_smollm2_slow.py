@@ -1,4 +1,6 @@
-"""SmolLM2-135M-Instruct, offline: held-out reading and steering (acceptance from the spec)."""
+"""SmolLM2-135M-Instruct, offline: the demo at reduced size must meet the spec's acceptance
+(held-out AUROC >= 0.95; log-odds monotone in c with |delta| >= 2 at c = +-0.25 and neutral
+KL <= 0.2 nats/token; figures written; save -> load -> apply gives identical logits)."""
 
 from __future__ import annotations
 
@@ -8,53 +10,28 @@ pytestmark = pytest.mark.slow
 
 
 def test_smollm2_reading_and_steering(tmp_path):
-    pytest.importorskip("gguf")
     from lm_kit import load_model
-    from repe import SteerSpec, Stimulus, fit_reading_vector, load_vector, save_vector, steer
-    from repe.data.builders import (
-        SENTIMENT_TEST_ADJ,
-        SENTIMENT_TEST_ITEMS,
-        SENTIMENT_TRAIN_ADJ,
-        SENTIMENT_TRAIN_ITEMS,
-        sentiment_pairs,
-    )
-    from repe.demo import NEGATIVE_WORDS, POSITIVE_WORDS
-    from repe.eval import kl_cost, token_set_logodds
-    from repe.neutral import neutral_paragraphs
+    from repe.demo import run_demo
 
     model, tok = load_model("smollm2")
-    train = sentiment_pairs(SENTIMENT_TRAIN_ITEMS, SENTIMENT_TRAIN_ADJ)
-    test = sentiment_pairs(SENTIMENT_TEST_ITEMS, SENTIMENT_TEST_ADJ)
-    v = fit_reading_vector(model, tok, train, layers="12-20", val_pairs=test, split=0.0, n_boot=200)
-    aurocs = {int(k): r["auroc"] for k, r in v.meta["report"].items()}
+    s = run_demo(
+        tmp_path,
+        model=model,
+        tokenizer=tok,
+        layers="12-20",
+        coeffs=(-0.25, 0.0, 0.25),
+        kl_tokens=512,
+        methods=("mean_diff",),
+        n_boot=200,
+    )
+    aurocs = s["heldout_auroc_mean_diff"]
     assert max(aurocs.values()) >= 0.95, aurocs
-
-    layers = list(range(14, 21))
-    prompt = [Stimulus(user="How was the movie?", prefix="The movie was")]
-    lo = {}
-    for c in (-0.25, 0.0, 0.25):
-        spec = SteerSpec(v, coeff=c, layers=layers, units="diff")
-        lo[c] = token_set_logodds(
-            model,
-            tok,
-            prompt,
-            POSITIVE_WORDS,
-            NEGATIVE_WORDS,
-            lambda spec=spec: steer(model, [spec]),
-        )["logodds"]
+    rows = {r["coeff"]: r for r in s["steering"]["rows"]}
+    lo = {c: r["logodds"] for c, r in rows.items()}
     assert lo[-0.25] < lo[0.0] < lo[0.25], lo
-    spec = SteerSpec(v, coeff=0.25, layers=layers, units="diff")
-    cost = kl_cost(model, tok, neutral_paragraphs(), lambda: steer(model, [spec]), max_tokens=512)
-    assert 0.0 < cost.kl <= 0.2, cost
-
-    # saved -> loaded -> applied gives identical logits on the real model
-    w = load_vector(save_vector(v, tmp_path / "v.safetensors"), model)
-    import torch
-
-    ids = torch.tensor([tok("The movie was", add_special_tokens=False)["input_ids"]])
-    with torch.no_grad():
-        with steer(model, [SteerSpec(v, coeff=0.5, layers=layers, units="diff")]):
-            a = model(input_ids=ids).logits
-        with steer(model, [SteerSpec(w, coeff=0.5, layers=layers, units="diff")]):
-            b = model(input_ids=ids).logits
-    assert torch.equal(a, b)
+    assert lo[0.25] - lo[0.0] >= 2 and lo[0.0] - lo[-0.25] >= 2, lo
+    assert abs(rows[0.0]["kl"]) < 1e-9  # c = 0 is the identity
+    assert all(0.0 < rows[c]["kl"] <= 0.2 for c in (-0.25, 0.25)), rows
+    assert s["save_load_apply_identical_logits"] is True
+    for f in ("reading_auroc_mean_diff.png", "steering_logodds_kl.png", "scan_heatmap.png"):
+        assert (tmp_path / f).stat().st_size > 1000, f
