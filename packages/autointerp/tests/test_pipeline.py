@@ -100,7 +100,11 @@ def test_results_schema_one_record_per_latent_per_scorer(planted, tmp_path):
         assert col in t[0]
     lines = (tmp_path / "scores.jsonl").read_text().splitlines()
     assert len(lines) == len(t) and json.loads(lines[0])["latent"] in (0, 1)
-    assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
+    page = (tmp_path / "report.html").read_text()
+    assert page.startswith("<!doctype html>")
+    # examples by quantile: one collapsible block per latent, firing tokens shaded
+    assert page.count("<details><summary>latent ") == 2 and "quantile 9" in page
+    assert "background:rgba(255,140,0," in page and "<h4>negatives</h4>" in page
     assert (tmp_path / "figures" / "score_distributions.png").exists()
     assert (tmp_path / "figures" / "scorer_correlations.png").exists()
     assert pq.read_table(tmp_path / "predictions.parquet").num_rows > 0

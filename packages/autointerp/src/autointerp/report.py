@@ -275,11 +275,59 @@ def write_report(run_dir: str | Path) -> Path:
         "",
     ]
     atomic_write_text(run_dir / "report.md", "\n".join(md))
-    atomic_write_text(run_dir / "report.html", _html(summary, usage, scores, expls, figs))
+    atomic_write_text(
+        run_dir / "report.html",
+        _html(summary, usage, scores, expls, figs, _examples_html(run_dir)),
+    )
     return run_dir / "report.html"
 
 
-def _html(summary, usage, scores, expls, figs) -> str:
+def _examples_html(run_dir: Path, per_quantile: int = 2) -> str:
+    """Per latent, a collapsible block of test windows by quantile (highest first), firing tokens
+    shaded by activation / a_max; plus two negatives."""
+    from autointerp.schema import LatentExamples
+    from autointerp.store import read_record
+
+    esc = html.escape
+    blocks = []
+    for p in sorted((run_dir / "examples").glob("latent_*.json")):
+        rec = read_record(p)
+        if rec is None:
+            continue
+        ex = LatentExamples.model_validate(rec)
+        amax = ex.a_max or 1.0
+
+        def win(w, amax: float = amax) -> str:
+            out = []
+            for t, a in zip(w.tokens, w.acts, strict=False):
+                if a > 0:
+                    alpha = min(1.0, 0.15 + 0.85 * a / amax)
+                    out.append(
+                        f"<span style='background:rgba(255,140,0,{alpha:.2f})' title='{a:.3g}'>"
+                        f"{esc(t)}</span>"
+                    )
+                else:
+                    out.append(esc(t))
+            return "<div class='w'>" + "".join(out) + "</div>"
+
+        rows = []
+        by_q: dict[int, list] = {}
+        for w in ex.test:
+            by_q.setdefault(w.quantile if w.quantile is not None else -1, []).append(w)
+        for q in sorted(by_q, reverse=True):
+            ws = sorted(by_q[q], key=lambda w: -w.max_act)[:per_quantile]
+            rows.append(f"<h4>quantile {q}</h4>" + "".join(win(w) for w in ws))
+        if ex.negatives:
+            rows.append("<h4>negatives</h4>" + "".join(win(w) for w in ex.negatives[:2]))
+        flags = f" [{', '.join(ex.flags)}]" if ex.flags else ""
+        blocks.append(
+            f"<details><summary>latent {ex.latent}: a_max {ex.a_max:.3g}, density "
+            f"{ex.density:.2e}{esc(flags)}</summary>{''.join(rows)}</details>"
+        )
+    return "".join(blocks)
+
+
+def _html(summary, usage, scores, expls, figs, examples_html: str = "") -> str:
     esc = html.escape
     rows = []
     by_latent: dict[tuple[int, str], dict[str, float]] = {}
@@ -309,10 +357,12 @@ def _html(summary, usage, scores, expls, figs) -> str:
     head = "".join(f"<th>{esc(n)}</th>" for n in names)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>autointerp report</title>"
-        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:2px 6px}th{cursor:pointer}</style>"
+        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:2px 6px}th{cursor:pointer}"
+        ".w{font-family:monospace;white-space:pre-wrap;margin:2px 0;border-bottom:1px solid #eee}</style>"
         f"</head><body><h1>autointerp report</h1><h2>Summary</h2><table><tr><th>scorer</th><th>explainer</th>"
         f"<th>latents</th><th>median</th><th>failed latents</th><th>failed examples</th><th>coverage</th></tr>{summ}</table>"
         f"<h2>Usage</h2><pre>{esc(json.dumps(usage, indent=1))}</pre><h2>Figures</h2>{imgs}"
         f"<h2>Latents</h2><table><tr><th>latent</th><th>explainer</th><th>explanation</th>{head}</tr>{''.join(rows)}</table>"
+        f"<h2>Examples by quantile</h2>{examples_html or '<p>none</p>'}"
         f"{sort_js}</body></html>"
     )
