@@ -41,10 +41,16 @@ def demo(
     from lm_kit.hookpoints import list_sites, probe_widths, resolve
     from lm_kit.hooks import capture
 
+    # transformers imports its modeling code lazily on first use; time that apart from the load
     t0 = time.perf_counter()
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationMixin  # noqa: F401
+
+    t_imports = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
     m, tok = _load(model)
     console.print(
-        f"loaded [bold]{model}[/] ({type(m).__name__}) in {time.perf_counter() - t0:.1f} s"
+        f"loaded [bold]{model}[/] ({type(m).__name__}) in {time.perf_counter() - t0:.1f} s "
+        f"(CPU {time.process_time() - c0:.1f} s; + {t_imports:.1f} s importing transformers)"
     )
     batch = tok(prompt, return_tensors="pt")
     with torch.no_grad():
