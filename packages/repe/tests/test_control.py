@@ -514,3 +514,19 @@ def test_custom_operator_and_bf16(llama, tok):
 def _enter_logits(model, b, specs):
     with steer(model, specs):
         logits(model, b)
+
+
+def test_right_padded_generate_is_refused(llama, tok):
+    rows = [tok(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
+    t = max(len(r) for r in rows)
+    ids = torch.tensor([r + [tok.pad_token_id] * (t - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (t - len(r)) for r in rows])
+    v = rand_vector(llama)
+    with steer(llama, [SteerSpec(v, coeff=1.0, layers=[1])]):
+        with torch.no_grad():  # a plain right-padded forward is fine (pads are not steered)
+            llama(input_ids=ids, attention_mask=mask)
+        with pytest.raises(RepeError, match="padding_side='left'"):
+            llama.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=2, pad_token_id=tok.pad_token_id
+            )
+    assert_no_hooks(llama)

@@ -84,6 +84,7 @@ class _SteerState:
         self._forward = -1
         self._mask: torch.Tensor | None = None
         self.is_prefill = False
+        self.right_padded = False
 
     def mask(self, h: torch.Tensor) -> torch.Tensor:
         pc = self.pc
@@ -109,6 +110,14 @@ class _SteerState:
                 )
             )  # uncached generate: the prompt plus generated tokens, re-run from scratch
             self.is_prefill = prefill and not continuation
+            if self.is_prefill:
+                self.right_padded = bool((~real[:, -1] & real.any(-1)).any())
+            elif self.right_padded:
+                raise RepeError(
+                    "generate() on a right-padded batch: generated tokens would follow the pads, "
+                    "so steered positions are wrong; set tokenizer.padding_side='left' (or pad "
+                    "with repe.positions.left_pad)"
+                )
             if self.is_prefill:
                 self.prompt_len = real.sum(-1)
                 self.prompt_ids = ids.detach().clone() if ids is not None else None
