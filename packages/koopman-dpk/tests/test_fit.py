@@ -158,3 +158,22 @@ def test_update_fine_tunes():
     m.update(y[400:], times=np.arange(400, 500), epochs=20)
     after = m.predict(times=np.arange(400, 500)).nll(y[400:]).mean()
     assert after < before
+
+
+def test_refit_full_trains_on_the_validation_tail_for_the_best_epoch_count():
+    # a covariate switches on only in the last 10% (the validation tail), adding +3: only a
+    # refit on all data can learn its effect
+    rng = np.random.default_rng(10)
+    t = np.arange(600.0)
+    x = (t >= 540).astype(float)
+    y = 5 + np.cos(2 * np.pi * t / 24) + 3 * x + 0.2 * rng.normal(size=t.size)
+    kw = dict(periods=[24], epochs=30, lr=1e-2, search_cutoff=0, trend="constant", seed=0)
+    plain = DPK(**kw).fit(y, covariates=x)
+    full = DPK(**kw, refit_full=True).fit(y, covariates=x)
+    assert full.history_["refit_epochs"] == [plain.history_["best_epoch"][0] + 1]
+    tail = np.arange(540, 600)
+    pm = np.asarray(plain.predict(times=tail, covariates=x[540:]).mean())
+    fm = np.asarray(full.predict(times=tail, covariates=x[540:]).mean())
+    err_plain = np.mean(np.abs(pm - y[540:]))
+    err_full = np.mean(np.abs(fm - y[540:]))
+    assert err_full < 0.6 and err_full < 0.5 * err_plain, (err_full, err_plain)

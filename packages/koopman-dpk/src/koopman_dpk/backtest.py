@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,7 @@ def backtest(
                 "n_train": int(len(y_tr)),
                 "n_test": int(keep.sum()),
             }
+            t_start = time.perf_counter()
             if name == "DPK":
                 kw = fit_kwargs(y_tr.index, origin) if fit_kwargs else {}
                 model.fit(y_tr, covariates=x_tr, **kw)
@@ -181,6 +183,7 @@ def backtest(
                 model.fit(y_tr, covariates=x_tr)
                 q99 = model.predict_quantiles(len(y_te), QCRPS_LEVELS, covariates=x_te)[keep]
                 row.update(_score_quantiles(y_te.to_numpy(float)[keep], q99))
+            row["seconds"] = time.perf_counter() - t_start  # fit + forecast + scoring, wall time
             origin_rows.append(row)
         if path is not None:
             _atomic_json(path, origin_rows)

@@ -47,6 +47,7 @@ class DPKConfig:
     val: str = "tail"
     val_fraction: float = 0.1
     patience: int = 25
+    refit_full: bool = False  # after early stopping, retrain on all data for the best #epochs
     residual_ar: int = 0
     conformal: bool = False
     scaling: str = "standard"
@@ -261,21 +262,26 @@ class DPK:
         rng = np.random.default_rng(c.seed)
         gen = torch.Generator().manual_seed(c.seed)
         beta0, init_raw = self._trend_init(tau, Ys, max(span, 1e-9))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(c.seed)
-            self.net_ = DPKNet(
-                omega0,
-                pin_mask,
-                max(span, 1e-9),
-                cov.shape[1],
-                c.hidden,
-                Y.shape[1],
-                c.trend,
-                init_raw,
-            ).to(c.device)
-            if beta0 is not None:
-                with torch.no_grad():
-                    self.net_.trend_beta.copy_(torch.as_tensor(beta0, dtype=torch.float32))
+
+        def build(omegas: list[list[float]]) -> DPKNet:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(c.seed)
+                net = DPKNet(
+                    omegas,
+                    pin_mask,
+                    max(span, 1e-9),
+                    cov.shape[1],
+                    c.hidden,
+                    Y.shape[1],
+                    c.trend,
+                    init_raw,
+                ).to(c.device)
+                if beta0 is not None:
+                    with torch.no_grad():
+                        net.trend_beta.copy_(torch.as_tensor(beta0, dtype=torch.float32))
+            return net
+
+        self.net_ = build(omega0)
         data = self._tensors(
             tau, (cov - self.cov_mean_) / np.where(self.cov_std_ > 0, self.cov_std_, 1), Ys, w, m
         )
@@ -311,6 +317,29 @@ class DPK:
         self.residual_calibration_ = None
         if c.conformal:
             self._calibrate(tau[va_idx], cov[va_idx], Y[va_idx])
+        if c.refit_full and len(va_idx):
+            # Retrain from the same initial weights on all data (validation tail included) for
+            # the best number of epochs, keeping the periods found. A conformal calibration
+            # stays the one measured out of sample on the validation split.
+            n_ep = int(self.history_["best_epoch"][0]) + 1
+            found_omegas = [b.omegas().detach().cpu().tolist() for b in self.net_.blocks]
+            self.net_ = build(found_omegas)
+            full = TrainSettings(
+                epochs=n_ep,
+                batch_size=c.batch_size,
+                lr=c.lr,
+                lr_omega=c.lr_omega,
+                weight_decay=c.weight_decay,
+                patience=n_ep + 1,
+                search_cutoff=0,
+                progress=c.progress,
+            )
+            gen_full = torch.Generator().manual_seed(c.seed)
+            with _deterministic(self.config.device), _threads(self.config.num_threads):
+                hist = train(self.net_, self.dist, data, None, full, gen_full, keep_last=True)
+            self._check_finite()
+            self.history_["refit_epochs"] = [n_ep]
+            self.history_["refit_train_loss"] = hist["train_loss"]
         self.ar_ = None
         if c.residual_ar > 0:
             self._fit_residual_ar(tau, cov, Y)

@@ -168,8 +168,10 @@ def train(
     val_data: TrainData | None,
     s: TrainSettings,
     generator: torch.Generator,
+    keep_last: bool = False,
 ) -> dict[str, list[float]]:
-    """Fit `net` in place; returns the history. Restores the best weights; raises on divergence."""
+    """Fit `net` in place; returns the history. Restores the best weights (the last ones with
+    `keep_last`, for a refit of a fixed number of epochs); raises on divergence."""
     opt = make_optimizer(net, s)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "search_changes": []}
     best_state = copy.deepcopy(net.state_dict())
@@ -216,7 +218,7 @@ def train(
                 f"validation loss became {v} at epoch {epoch}; the best checkpoint (epoch "
                 f"{best_epoch}) was restored. Lower lr or check the data."
             )
-        if epoch < s.search_cutoff or v < best_val - 1e-7:
+        if keep_last or epoch < s.search_cutoff or v < best_val - 1e-7:
             # during the search phase the weights keep moving: track the latest state
             best_val, best_epoch, bad_epochs = v, epoch, 0
             best_state = copy.deepcopy(net.state_dict())
