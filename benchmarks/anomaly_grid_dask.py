@@ -29,6 +29,7 @@ import dask
 import numpy as np
 import pandas as pd
 import psutil
+from dask.callbacks import Callback
 from koopman_anomaly import grid, io, synth
 from koopman_anomaly.windows import decision_index
 
@@ -54,6 +55,26 @@ class PeakRSS:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._t.join()
+
+
+class TaskLog(Callback):
+    """Prints each finished pixel-block task with the running throughput (the log shows
+    progress, and a partial number survives an interrupted run)."""
+
+    def __init__(self, t0: float, n_tasks: int, cells_per_task: float) -> None:
+        super().__init__()
+        self.t0, self.n_tasks, self.cpt, self.done = t0, n_tasks, cells_per_task, 0
+
+    def _posttask(self, key, result, dsk, state, worker_id):  # noqa: ANN001
+        name = str(key[0] if isinstance(key, tuple) else key)
+        if name.startswith("pixel_pvalues-"):  # the (fused) per-block kernel task
+            self.done += 1
+            dt = time.time() - self.t0
+            print(
+                f"  block {self.done}/{self.n_tasks} at {dt:.0f} s "
+                f"({self.done * self.cpt / dt:.3e} cells/s so far)",
+                flush=True,
+            )
 
 
 def cube_ok(path: Path, n_time: int, lat: int, lon: int, seed: int) -> bool:
@@ -154,8 +175,13 @@ def main() -> None:
         monitor=("2019-10-01", "2019-12-31"),
     )
     lazy = grid.detect_grid(ds["log_no2"], cfg=cfg, **per)
+    n_tasks = ds["log_no2"].data.npartitions
     t0 = time.time()
-    with PeakRSS() as mem, dask.config.set(scheduler="threads", num_workers=a.workers):
+    with (
+        PeakRSS() as mem,
+        dask.config.set(scheduler="threads", num_workers=a.workers),
+        TaskLog(t0, n_tasks, cells / n_tasks),
+    ):
         res = grid.finalize_grid(lazy, cfg)
     wall = time.time() - t0
     la, lo = np.meshgrid(res.lat.values, res.lon.values, indexing="ij")

@@ -92,6 +92,7 @@ def test_fit_detect_report_roundtrip(data):
     assert r.exit_code == 0, r.output
     html = (rep / "index.html").read_text()
     assert "FAR per decision unit" in html and "level_shift" in html
+    assert "point-adjusted F1" in html
     assert len(list(rep.glob("*.png"))) >= 4
 
 

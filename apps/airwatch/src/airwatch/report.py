@@ -64,6 +64,14 @@ def score_table(det: xr.Dataset, labels: np.ndarray) -> list[dict[str, object]]:
                 "median delay (h)": float(np.nanmedian(dl))
                 if np.isfinite(dl).any()
                 else float("nan"),
+                # station-major so each labelled segment stays contiguous
+                "point-adjusted F1": round(
+                    evaluate.point_adjusted_f1(
+                        (flags & mon[:, None])[:, status_ok].T.ravel(),
+                        np.isin(lab_mon, kinds)[:, status_ok].T.ravel(),
+                    ),
+                    3,
+                ),
             }
         )
     return rows
