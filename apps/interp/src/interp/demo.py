@@ -64,6 +64,43 @@ def _step(name: str, done: bool) -> None:
     )
 
 
+def cache_units(
+    model,
+    tok,
+    sae,
+    docs,
+    cache_dir: Path,
+    units,
+    cache_cfg,
+    site: str = SITE,
+    neuron_layer: int = NEURON_LAYER,
+    neuron_k: int = 32,
+) -> dict:
+    """Cache the comparison units over ``docs`` in one pass (resumable): ``neurons`` = the top-k MLP
+    down_proj inputs of ``neuron_layer`` (sae-core NeuronCoder), ``random_sae`` = sae-core
+    ``randomized(sae)``. Returns {unit: (LatentCache, SaeCoreCacheSource)}."""
+    from autointerp.source import SaeCoreCacheSource
+    from sae_core.cache import LatentCache, cache_latents
+    from sae_core.neurons import NeuronCoder, randomized
+
+    coders: dict[str, dict] = {}
+    if "random_sae" in units:
+        coders.setdefault(site, {})["random_sae"] = randomized(sae, seed=0)
+    if "neurons" in units:
+        coders.setdefault(f"neurons.{neuron_layer}", {})["neurons"] = NeuronCoder.from_model(
+            model, neuron_layer, k=neuron_k
+        )
+    m = cache_dir / "manifest.json"
+    if not (m.exists() and json.loads(m.read_text()).get("complete")):
+        cache_latents(model, coders, docs, cache_dir, cache_cfg, tokenizer=tok)
+    out = {}
+    for s, named in coders.items():
+        for name in named:
+            c = LatentCache.open(cache_dir, coder=f"{s}/{name}")
+            out[name] = (c, SaeCoreCacheSource(c, tok))
+    return out
+
+
 def run_demo(
     out: Path,
     quick: bool,
@@ -160,34 +197,21 @@ def run_demo(
     sources = {"sae": (cache, SaeCoreCacheSource(cache, tok))}
     extra = [u for u in units if u != "sae"]
     if extra:
-        # neurons (top-32 MLP down_proj inputs, sae-core NeuronCoder) and a random-weights TopK SAE
-        # (sae-core randomized): same corpus, same harness, their own cache
-        from sae_core.neurons import NeuronCoder, randomized
-
-        coders: dict[str, dict] = {}
-        if "random_sae" in extra:
-            coders.setdefault(SITE, {})["random_sae"] = randomized(sae, seed=0)
-        if "neurons" in extra:
-            coders.setdefault(f"neurons.{NEURON_LAYER}", {})["neurons"] = NeuronCoder.from_model(
-                model, NEURON_LAYER, k=32
-            )
         ucache_dir = out / "cache_units"
         um = ucache_dir / "manifest.json"
         udone = um.exists() and json.loads(um.read_text()).get("complete")
         _step(f"cache {', '.join(extra)} over the same tokens", bool(udone))
-        if not udone:
-            cache_latents(
+        sources.update(
+            cache_units(
                 model,
-                coders,
+                tok,
+                sae,
                 cache_docs,
                 ucache_dir,
+                extra,
                 CacheConfig(ctx=size.max_doc_tokens, batch_rows=8, top_n=256, reservoir=256),
-                tokenizer=tok,
             )
-        for site, named in coders.items():
-            for name in named:
-                c = LatentCache.open(ucache_dir, coder=f"{site}/{name}")
-                sources[name] = (c, SaeCoreCacheSource(c, tok))
+        )
     cfg = preset(size.preset)
     target = llm or "local:smollm2"
     client = make_llm(
