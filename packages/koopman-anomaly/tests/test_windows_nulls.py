@@ -71,6 +71,24 @@ def test_hac_null_is_calibrated_on_ar1():
     assert np.mean(p2 <= 0.05) == pytest.approx(0.05, abs=0.012)
 
 
+def test_hac_student_t_option_uses_neff_minus_one_df():
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    k = 48
+    calib = ar1_phi(rng, (960,), 0.5, 1.0)  # n_eff = 960 / 48 = 20
+    s = np.array([-0.9, -0.3, 0.0, 0.4])
+    normal = HACNull().fit(calib, k)
+    tnull = HACNull()
+    tnull.student_t = True
+    tnull.fit(calib, k)
+    zs = (s - normal.center_[0]) / normal.sd()[0]
+    np.testing.assert_allclose(tnull.pvalue(s, "lower"), stats.t.cdf(zs, 19), rtol=1e-10)
+    np.testing.assert_allclose(normal.pvalue(s, "lower"), stats.norm.cdf(zs), rtol=1e-10)
+    tail = zs < -1
+    assert (tnull.pvalue(s, "lower")[tail] > normal.pvalue(s, "lower")[tail]).all()
+
+
 def test_empirical_pvalue_finite_sample_formula():
     e = np.arange(10.0)
     null = EmpiricalNull().fit(e, 1)

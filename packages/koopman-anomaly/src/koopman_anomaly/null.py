@@ -172,9 +172,14 @@ class HACNull(_NullBase):
     Var(mean of m points) = m^-1 [g0 + 2 sum_{h<m} (1-h/m) g_h]; falls back to a Bartlett
     taper of half that length if the estimate is not positive. The variance is evaluated at the
     window's actual count m (windows with gaps are wider).
+
+    `student_t=True` (opt-in, not the default) takes p from Student-t with n_eff - 1 degrees of
+    freedom (n_eff = |C|/k): the variance is estimated from only ~|C|/k effective windows, which
+    matters in the far tail used by Holm/Bonferroni/maxT, not at alpha 0.05-0.01.
     """
 
     finite_calib_correction: bool = True
+    student_t: bool = False
 
     def fit(self, e_calib: np.ndarray, k: int, stat: str = "mean") -> HACNull:
         x, self.squeeze_ = _as2d(e_calib)
@@ -228,8 +233,12 @@ class HACNull(_NullBase):
     ) -> np.ndarray:
         _, sq = _as2d(s)
         z = self.standardise(s, count)
-        p_low = sps.norm.cdf(z)
-        p_up = sps.norm.sf(z)
+        if self.student_t:
+            df = np.maximum(self.n_eff - 1.0, 1.0)
+            p_low, p_up = sps.t.cdf(z, df), sps.t.sf(z, df)
+        else:
+            p_low = sps.norm.cdf(z)
+            p_up = sps.norm.sf(z)
         p = _side_p(p_low, p_up, side)
         p = np.where(np.isfinite(z), p, np.nan)
         return p[:, 0] if sq else p
