@@ -79,6 +79,17 @@ def test_twin_detects_lockdown_and_status(small_stations, small_periods):
     assert json.loads(out.attrs["config"])["null"] == "hac"
 
 
+def test_hac_t_null_is_more_conservative_in_the_tail(small_stations, small_periods):
+    det = _det(small_periods, reference="model_no2").fit(small_stations, progress=False)
+    p_n = det.detect(small_stations, monitor=small_periods["monitor"]).p_value.values
+    det.config.null = "hac_t"
+    out = det.detect(small_stations, monitor=small_periods["monitor"])
+    p_t = out.p_value.values
+    tail = np.isfinite(p_n) & (p_n < 0.15)  # |S| > 1 on the tested (lower) side
+    assert tail.any() and (p_t[tail] > p_n[tail]).all()
+    assert json.loads(out.attrs["config"])["null"] == "hac_t"
+
+
 def test_output_roundtrip_and_cf(tmp_path, small_stations, small_periods):
     det = _det(small_periods).fit(small_stations, progress=False)
     out = det.detect(small_stations, monitor=small_periods["monitor"])

@@ -346,8 +346,14 @@ def make_null(name: str, seed: int = 0, n_rep: int = 2000) -> _NullBase:
         return EmpiricalNull()
     if name == "hac":
         return HACNull()
+    if name == "hac_t":  # Student-t with n_eff - 1 df: for FWER control (Holm, Bonferroni, maxT)
+        h = HACNull()
+        h.student_t = True
+        return h
     if name == "bootstrap":
         return BootstrapNull(n_rep=n_rep, seed=seed)
     if name == "insample":
         return InsampleNull()
-    raise ConfigError(f"null must be one of empirical, hac, bootstrap, insample; got {name!r}.")
+    raise ConfigError(
+        f"null must be one of empirical, hac, hac_t, bootstrap, insample; got {name!r}."
+    )
