@@ -96,7 +96,8 @@ def _tensor_hash(coder: Any) -> str:
     h = hashlib.sha256()
     for name, t in sorted(coder.state_dict().items()):
         h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes()[: 1 << 22])
+        flat = t.detach().reshape(-1)[: 1 << 20]  # slice first: never copy a whole weight
+        h.update(flat.cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -105,7 +106,8 @@ def _model_hash(model: Any) -> str:
     text = cfg.to_json_string() if cfg is not None else type(model).__name__
     h = hashlib.sha256(text.encode())
     for _, p in list(model.named_parameters())[:3]:
-        h.update(p.detach().float().cpu().numpy().tobytes()[: 1 << 16])
+        # slice before copying: the embedding alone is ~110 MB on SmolLM2
+        h.update(p.detach().reshape(-1)[: 1 << 14].float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
