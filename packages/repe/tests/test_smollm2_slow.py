@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# a few CPU-minutes; the generous timeout is for shared, contended machines
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 def test_smollm2_reading_and_steering(tmp_path):
