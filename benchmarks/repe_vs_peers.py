@@ -314,6 +314,9 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=24)
     ap.add_argument("--layers", default="0-29", help="blocks for the reading comparison")
     args = ap.parse_args()
+    import sys
+
+    sys.stdout.reconfigure(line_buffering=True)  # progress visible when redirected to a log
     import transformers
     from lm_kit import load_model
 
