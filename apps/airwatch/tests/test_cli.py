@@ -187,7 +187,7 @@ def test_grid_through_cli(tmp_path):
         ],
     )
     assert r.exit_code == 0, r.output
-    out = xr.open_dataset(tmp_path / "gd.nc")
+    out = xr.load_dataset(tmp_path / "gd.nc")
     lab = g.anomaly.values.max(0) == 1
     ff = out.flag_fraction.values
     assert ff[lab].mean() > ff[~lab].mean() + 0.2

@@ -47,7 +47,11 @@ LOG_SAFE_UNITS = {
 def open_dataset(
     path: str | os.PathLike[str], chunks: Mapping[str, int] | None = None
 ) -> xr.Dataset:
-    """Open a netCDF file with the netCDF4 engine, naming path and engine on failure."""
+    """Open a netCDF file with the netCDF4 engine, naming path and engine on failure.
+
+    Without ``chunks`` the data are read into memory and the file is closed; with ``chunks``
+    the Dataset is lazy (dask) and the caller closes it.
+    """
     p = Path(path)
     if not p.exists():
         raise InvalidDataError(f"{p}: file not found. Check the path (cwd is {Path.cwd()}).")
@@ -56,7 +60,13 @@ def open_dataset(
     except ImportError as exc:  # pragma: no cover - netCDF4 is a hard dependency
         raise InvalidDataError("the netCDF4 engine is missing: `pip install netCDF4`.") from exc
     try:
-        return xr.open_dataset(p, engine="netcdf4", chunks=chunks)  # type: ignore[arg-type]
+        if chunks is not None:  # lazy, dask-backed: the caller streams it
+            return xr.open_dataset(p, engine="netcdf4", chunks=chunks)  # type: ignore[arg-type]
+        # Eager: read it and close the file at once. Lazily opened netCDF4/HDF5 handles that
+        # linger in xarray's file cache and are finalised later by the garbage collector have
+        # crashed the interpreter (segfault) when another netCDF file was being opened.
+        with xr.open_dataset(p, engine="netcdf4") as ds:
+            return ds.load()
     except ValueError as exc:
         if "time" in str(exc).lower() or "decode" in str(exc).lower():
             raise InvalidDataError(
