@@ -26,57 +26,164 @@ class SegmentedTopN:
     """For each of ``n`` segments keep the ``N`` entries with the smallest ``order`` (ties: smaller key).
 
     Arrays: ``order`` [n, N] (float32 or uint64; empty slots hold the dtype's maximum), ``key``
-    [n, N] uint64, ``val`` [n, N] float32. Slots are sorted ascending by (order, key).
+    [n, N] uint64, ``val`` [n, N] float32. Slots are sorted ascending by (order, key); entries
+    tied on both keep arrival order. The result is the top N of everything offered under that
+    total order, so it does not depend on how candidates are grouped into calls.
+
+    Cost: offered candidates are pre-filtered against each row's current N-th best and
+    buffered (at most ``pending_limit``); a merge sorts only the buffered candidates and
+    inserts them into the sorted rows by rank (vectorised binary search), moving only the
+    entries behind each row's first insertion point. Reading ``order``/``key``/``val`` or
+    ``state()`` merges first.
     """
+
+    _PENDING_ENTRY_BYTES = 28  # seg i64 + order <= 8 + key u64 + val f32
 
     def __init__(self, n: int, N: int, order_dtype: type = np.float32):
         self.n, self.N = n, N
         self.order_dtype = np.dtype(order_dtype)
         self.empty = np.inf if self.order_dtype.kind == "f" else _U64_MAX
-        self.order = np.full((n, N), self.empty, dtype=self.order_dtype)
-        self.key = np.zeros((n, N), dtype=np.uint64)
-        self.val = np.zeros((n, N), dtype=np.float32)
+        self._order = np.full((n, N), self.empty, dtype=self.order_dtype)
+        self._key = np.zeros((n, N), dtype=np.uint64)
+        self._val = np.zeros((n, N), dtype=np.float32)
+        self._fill = np.zeros(n, dtype=np.int64)  # filled slots per row (derived, not saved)
+        self.pending_limit = max(1 << 16, n * N // 8)
+        self._pend: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._npend = 0
+
+    @property
+    def order(self) -> np.ndarray:
+        self._merge()
+        return self._order
+
+    @property
+    def key(self) -> np.ndarray:
+        self._merge()
+        return self._key
+
+    @property
+    def val(self) -> np.ndarray:
+        self._merge()
+        return self._val
 
     def nbytes(self) -> int:
-        return self.order.nbytes + self.key.nbytes + self.val.nbytes
+        """Tables plus the bound on the candidate buffer."""
+        tables = self._order.nbytes + self._key.nbytes + self._val.nbytes
+        return tables + self.pending_limit * self._PENDING_ENTRY_BYTES
 
     def update(self, seg: np.ndarray, order: np.ndarray, key: np.ndarray, val: np.ndarray) -> None:
         """Offer candidates (one per distinct (seg, key))."""
         if seg.size == 0:
             return
         order = order.astype(self.order_dtype, copy=False)
-        worst = self.order[seg, -1]
-        wkey = self.key[seg, -1]
+        # The rows' N-th best only improves, so a candidate that fails against it now can never
+        # enter; one that passes may still lose to others in the buffer (dropped at the merge).
+        worst = self._order[seg, -1]
+        wkey = self._key[seg, -1]
         ok = (order < worst) | ((order == worst) & (key < wkey))
         if not ok.any():
             return
-        seg, order, key, val = seg[ok], order[ok], key[ok], val[ok]
-        touched = np.unique(seg)
-        old_o = self.order[touched]
-        filled = old_o != self.empty
-        old_seg = np.broadcast_to(touched[:, None], old_o.shape)[filled]
-        all_seg = np.concatenate([old_seg, seg])
-        all_o = np.concatenate([old_o[filled], order])
-        all_k = np.concatenate([self.key[touched][filled], key.astype(np.uint64)])
-        all_v = np.concatenate([self.val[touched][filled], val.astype(np.float32)])
-        idx = np.lexsort((all_k, all_o, all_seg))
-        s_seg = all_seg[idx]
-        starts = np.flatnonzero(np.r_[True, s_seg[1:] != s_seg[:-1]])
-        lens = np.diff(np.r_[starts, s_seg.size])
-        rank = np.arange(s_seg.size) - np.repeat(starts, lens)
-        keep = rank < self.N
-        idx, s_seg, rank = idx[keep], s_seg[keep], rank[keep]
-        self.order[touched] = self.empty
-        self.key[touched] = 0
-        self.val[touched] = 0
-        self.order[s_seg, rank] = all_o[idx]
-        self.key[s_seg, rank] = all_k[idx]
-        self.val[s_seg, rank] = all_v[idx]
+        self._pend.append(
+            (
+                np.asarray(seg, dtype=np.int64)[ok],
+                order[ok],
+                np.asarray(key)[ok].astype(np.uint64),
+                np.asarray(val)[ok].astype(np.float32),
+            )
+        )
+        self._npend += int(ok.sum())
+        if self._npend >= self.pending_limit:
+            self._merge()
+
+    def _sort_idx(self, seg: np.ndarray, order: np.ndarray, key: np.ndarray) -> np.ndarray:
+        """Permutation sorting the candidates by (seg, order, key), ties in input order.
+
+        Fast path: one sort of a packed uint64 (seg high bits, order's sortable bits below);
+        when no two packed values are equal it is exactly that order. Otherwise a stable
+        lexsort over the candidates (still never over the stored rows).
+        """
+        segbits = max(1, int(self.n - 1).bit_length())
+        if segbits <= 32:
+            if self.order_dtype.kind == "f":
+                b = (order.astype(np.float32) + np.float32(0)).view(np.uint32)  # -0.0 -> 0.0
+                b = np.where(b >> np.uint32(31), ~b, b | np.uint32(1 << 31)).astype(np.uint64)
+                packed = (seg.astype(np.uint64) << np.uint64(32)) | b
+            else:
+                packed = (seg.astype(np.uint64) << np.uint64(64 - segbits)) | (
+                    order >> np.uint64(segbits)
+                )
+            idx = np.argsort(packed)
+            ps = packed[idx]
+            if ps.size < 2 or not (ps[1:] == ps[:-1]).any():
+                return idx
+        return np.lexsort((key, order, seg))
+
+    def _merge(self) -> None:
+        if not self._pend:
+            return
+        seg, order, key, val = (np.concatenate(x) for x in zip(*self._pend, strict=True))
+        self._pend, self._npend = [], 0
+        idx = self._sort_idx(seg, order, key)
+        seg, order, key, val = seg[idx], order[idx], key[idx], val[idx].astype(np.float32)
+        starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+        lens = np.diff(np.r_[starts, seg.size])
+        rank = np.arange(seg.size) - np.repeat(starts, lens)
+        keep = rank < self.N  # a candidate ranked >= N among the new alone cannot survive
+        if not keep.all():
+            seg, order, key, val, rank = seg[keep], order[keep], key[keep], val[keep], rank[keep]
+            starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+        touched = seg[starts]
+        cnt = np.diff(np.r_[starts, seg.size])
+        t = np.repeat(np.arange(touched.size), cnt)
+        fill = self._fill[touched]
+        base = touched.astype(np.int64) * self.N  # flat offset of each touched row
+        fo, fk, fv = self._order.reshape(-1), self._key.reshape(-1), self._val.reshape(-1)
+        # Rows hold their `fill` entries sorted ascending by (order, key), empty slots after.
+        # Vectorised binary search over the filled part: p = number of existing entries
+        # <= candidate, so on a full tie the existing entry stays first (a stable sort of
+        # existing-then-new would do the same).
+        lo = np.zeros(seg.size, dtype=np.int64)
+        hi = fill[t].astype(np.int64)
+        rb = base[t]
+        while True:
+            act = np.flatnonzero(lo < hi)
+            if act.size == 0:
+                break
+            la, ha = lo[act], hi[act]
+            mid = (la + ha) >> 1
+            mo, mk = fo[rb[act] + mid], fk[rb[act] + mid]
+            oa, ka = order[act], key[act]
+            le = (mo < oa) | ((mo == oa) & (mk <= ka))
+            lo[act] = np.where(le, mid + 1, la)
+            hi[act] = np.where(le, ha, mid)
+        # Existing entries at or after the row's first insertion point move right by the
+        # number of new candidates inserted at p <= i; those pushed to rank >= N drop out.
+        pmin = lo[starts]
+        nmove = fill - pmin
+        tot = int(nmove.sum())
+        if tot:
+            mrow = np.repeat(np.arange(touched.size), nmove)
+            i = pmin[mrow] + np.arange(tot) - np.repeat(np.cumsum(nmove) - nmove, nmove)
+            ckey = t * (self.N + 1) + lo  # nondecreasing: rows sorted, p sorted within a row
+            shift = np.searchsorted(ckey, mrow * (self.N + 1) + i, side="right") - starts[mrow]
+            src = base[mrow] + i
+            dst = i + shift
+            m = dst < self.N
+            src, dst = src[m], base[mrow[m]] + dst[m]
+            mo, mk, mv = fo[src], fk[src], fv[src]
+            fo[dst], fk[dst], fv[dst] = mo, mk, mv
+        pos = lo + rank
+        m = pos < self.N
+        dst = rb[m] + pos[m]
+        fo[dst], fk[dst], fv[dst] = order[m], key[m], val[m]
+        self._fill[touched] = np.minimum(fill + cnt, self.N)
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}order": self.order, f"{prefix}key": self.key, f"{prefix}val": self.val}
 
     def load_state(self, d: dict[str, np.ndarray], prefix: str) -> None:
-        self.order = np.array(d[f"{prefix}order"])
-        self.key = np.array(d[f"{prefix}key"])
-        self.val = np.array(d[f"{prefix}val"])
+        self._pend, self._npend = [], 0
+        self._order = np.ascontiguousarray(d[f"{prefix}order"], dtype=self.order_dtype).copy()
+        self._key = np.ascontiguousarray(d[f"{prefix}key"], dtype=np.uint64).copy()
+        self._val = np.ascontiguousarray(d[f"{prefix}val"], dtype=np.float32).copy()
+        self._fill = (self._order != self.empty).sum(axis=1).astype(np.int64)
