@@ -313,6 +313,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--new-tokens", type=int, default=24)
     ap.add_argument("--layers", default="0-29", help="blocks for the reading comparison")
+    ap.add_argument(
+        "--skip-reading", action="store_true", help="skip part 2 (the slow SmolLM2 reading run)"
+    )
     args = ap.parse_args()
     import sys
 
@@ -335,21 +338,23 @@ def main() -> None:
     for k, v in planted.items():
         print(f"  {k:22s} {v:+.4f}")
 
-    print(
-        "\n== 2. SmolLM2 held-out reading (48 train pairs, 24 held-out pairs of unseen items/adjectives) =="
-    )
-    reading = reading_part(model, tok, layers)
-    timing = reading.pop("_timing")
-    print(
-        f"  {'library/method':20s} {'AUROC best (layer)':>19s} {'acc best':>8s} {'AUROC mean':>10s} {'AUROC min':>9s} {'acc mean':>8s} {'cos held-out-best':>17s}"
-    )
-    for k, r in reading.items():
+    reading: dict = {}
+    if not args.skip_reading:
         print(
-            f"  {k:20s} {r['auroc_best']:12.3f} ({r['layer_best']:2d})  {r['acc_best']:8.3f} {r['auroc_mean']:10.3f} {r['auroc_min']:9.3f} {r['acc_mean']:8.3f} {r['cos_heldout_best_mean']:17.3f}"
+            "\n== 2. SmolLM2 held-out reading (48 train pairs, 24 held-out pairs of unseen items/adjectives) =="
         )
-    print(
-        f"  activation reading for 96 stimuli at {len(layers)} blocks: repe {timing['repe_read_s']:.1f} s; repeng ControlVector.train {timing['repeng_train_s']:.1f} s"
-    )
+        reading = reading_part(model, tok, layers)
+        timing = reading.pop("_timing")
+        print(
+            f"  {'library/method':20s} {'AUROC best (layer)':>19s} {'acc best':>8s} {'AUROC mean':>10s} {'AUROC min':>9s} {'acc mean':>8s} {'cos held-out-best':>17s}"
+        )
+        for k, r in reading.items():
+            print(
+                f"  {k:20s} {r['auroc_best']:12.3f} ({r['layer_best']:2d})  {r['acc_best']:8.3f} {r['auroc_mean']:10.3f} {r['auroc_min']:9.3f} {r['acc_mean']:8.3f} {r['cos_heldout_best_mean']:17.3f}"
+            )
+        print(
+            f"  activation reading for 96 stimuli at {len(layers)} blocks: repe {timing['repe_read_s']:.1f} s; repeng ControlVector.train {timing['repeng_train_s']:.1f} s"
+        )
 
     print(
         f"\n== 3. hook overhead: add at all {model.config.num_hidden_layers} blocks (prefill B={args.batch}, T={args.tokens}; decode {args.new_tokens} tokens, KV cache) =="
@@ -370,16 +375,21 @@ def main() -> None:
     print(f"cosine repe vs planted: {planted['repe pca_pm']:.4f}")
     print(f"cosine repeng vs planted: {planted['repeng pca_diff']:.4f}")
     print(f"cosine steering-vectors vs planted: {planted['sv pca']:.4f}")
-    print(f"held-out reading accuracy repe: {reading['repe mean_diff']['acc_mean']:.4f}")
-    print(f"held-out reading accuracy repeng: {reading['repeng pca_diff']['acc_mean']:.4f}")
-    if "sv mean" in reading:
-        print(f"held-out reading accuracy steering-vectors: {reading['sv mean']['acc_mean']:.4f}")
-    print(f"held-out AUROC repe: {reading['repe mean_diff']['auroc_mean']:.4f}")
-    print(f"held-out AUROC repeng: {reading['repeng pca_diff']['auroc_mean']:.4f}")
-    print(f"cosine repe vs held-out-best: {reading['repe mean_diff']['cos_heldout_best_mean']:.4f}")
-    print(
-        f"cosine repeng vs held-out-best: {reading['repeng pca_diff']['cos_heldout_best_mean']:.4f}"
-    )
+    if reading:
+        print(f"held-out reading accuracy repe: {reading['repe mean_diff']['acc_mean']:.4f}")
+        print(f"held-out reading accuracy repeng: {reading['repeng pca_diff']['acc_mean']:.4f}")
+        if "sv mean" in reading:
+            print(
+                f"held-out reading accuracy steering-vectors: {reading['sv mean']['acc_mean']:.4f}"
+            )
+        print(f"held-out AUROC repe: {reading['repe mean_diff']['auroc_mean']:.4f}")
+        print(f"held-out AUROC repeng: {reading['repeng pca_diff']['auroc_mean']:.4f}")
+        print(
+            f"cosine repe vs held-out-best: {reading['repe mean_diff']['cos_heldout_best_mean']:.4f}"
+        )
+        print(
+            f"cosine repeng vs held-out-best: {reading['repeng pca_diff']['cos_heldout_best_mean']:.4f}"
+        )
     for peer in ("repe", "repeng", "sv"):
         if f"prefill ratio {peer}/plain" in over:
             name = "steering-vectors" if peer == "sv" else peer
