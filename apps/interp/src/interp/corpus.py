@@ -36,7 +36,7 @@ def gensim_wikipedia() -> list[str] | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     data = Path(spec.submodule_search_locations[0]) / "test" / "test_data"
-    dumps = sorted(data.glob("enwiki-*.xml.bz2"))
+    dumps = sorted(data.glob("enwiki-*.bz2"), key=lambda f: f.stat().st_size, reverse=True)
     if not dumps:
         return None
     with bz2.open(dumps[0], "rt", encoding="utf-8") as f:
