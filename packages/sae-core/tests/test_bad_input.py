@@ -16,8 +16,12 @@ from safetensors.numpy import save_file
 def _sparsify(tmp_path, cfg_edit=None, shape_edit=None):
     folder = tmp_path / "layers.0"
     folder.mkdir(parents=True)
-    t = {"encoder.weight": np.zeros((16, 8), np.float32), "encoder.bias": np.zeros(16, np.float32),
-         "W_dec": np.zeros((16, 8), np.float32), "b_dec": np.zeros(8, np.float32)}
+    t = {
+        "encoder.weight": np.zeros((16, 8), np.float32),
+        "encoder.bias": np.zeros(16, np.float32),
+        "W_dec": np.zeros((16, 8), np.float32),
+        "b_dec": np.zeros(8, np.float32),
+    }
     if shape_edit:
         t.update(shape_edit)
     save_file(t, str(folder / "sae.safetensors"))
@@ -30,11 +34,15 @@ def _sparsify(tmp_path, cfg_edit=None, shape_edit=None):
 
 def test_missing_cfg_field(tmp_path):
     with pytest.raises(ConfigError, match=r"missing required field\(s\) \['k'\]"):
-        sae_core.load(_sparsify(tmp_path, cfg_edit=lambda c: {k: v for k, v in c.items() if k != "k"}))
+        sae_core.load(
+            _sparsify(tmp_path, cfg_edit=lambda c: {k: v for k, v in c.items() if k != "k"})
+        )
 
 
 def test_wrong_d_in(tmp_path):
-    with pytest.raises(ShapeError, match=r"encoder.weight has shape \(16, 8\), expected \(num_latents, d_in=12\)"):
+    with pytest.raises(
+        ShapeError, match=r"encoder.weight has shape \(16, 8\), expected \(num_latents, d_in=12\)"
+    ):
         sae_core.load(_sparsify(tmp_path, cfg_edit=lambda c: {**c, "d_in": 12}))
 
 

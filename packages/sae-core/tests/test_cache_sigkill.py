@@ -43,7 +43,9 @@ def setup(model=None):
     return model, sae, docs, cfg
 """
 
-CHILD = SETUP + """
+CHILD = (
+    SETUP
+    + """
 import os, signal, sys
 from sae_core.cache import cache_latents
 
@@ -55,6 +57,7 @@ model, sae, docs, cfg = setup()
 cache_latents(model, {"resid_post.1": sae}, docs, sys.argv[1], cfg, on_batch=die)
 print("NOT KILLED")
 """
+)
 
 
 def _digest(root: Path) -> dict[str, str]:

@@ -25,7 +25,11 @@ def _sae():
 
 
 def test_parse_count():
-    assert parse_count("10M") == 10_000_000 and parse_count("200k") == 200_000 and parse_count("17") == 17
+    assert (
+        parse_count("10M") == 10_000_000
+        and parse_count("200k") == 200_000
+        and parse_count("17") == 17
+    )
 
 
 def test_inspect_and_convert(tmp_path):
@@ -33,7 +37,9 @@ def test_inspect_and_convert(tmp_path):
     r = runner.invoke(app, ["inspect", str(tmp_path / "sp" / "layers.1")])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["site"] == "resid_post.1"
-    r = runner.invoke(app, ["convert", str(tmp_path / "sp" / "layers.1"), str(tmp_path / "sl"), "--to", "saelens"])
+    r = runner.invoke(
+        app, ["convert", str(tmp_path / "sp" / "layers.1"), str(tmp_path / "sl"), "--to", "saelens"]
+    )
     assert r.exit_code == 0, r.output
     assert sae_core.detect(tmp_path / "sl") == "saelens"
 
@@ -42,12 +48,20 @@ def test_stats(tmp_path, tiny_llama):
     model, tok = tiny_llama
     rng = np.random.default_rng(0)
     docs = [rng.integers(4, 512, size=30).tolist() for _ in range(6)]
-    out = cache_latents(model, {"resid_post.1": _sae()}, docs, tmp_path / "c",
-                        CacheConfig(ctx=16, batch_rows=4, top_n=4, reservoir=4, window=8, progress=False))
+    out = cache_latents(
+        model,
+        {"resid_post.1": _sae()},
+        docs,
+        tmp_path / "c",
+        CacheConfig(ctx=16, batch_rows=4, top_n=4, reservoir=4, window=8, progress=False),
+    )
     r = runner.invoke(app, ["stats", str(out), "--plot", str(tmp_path / "d.png")])
     assert r.exit_code == 0, r.output
     line = r.output.splitlines()[0]
-    assert line.startswith("resid_post.1/sae:") and json.loads(line.split(": ", 1)[1])["n_recorded"] == 6 * 30
+    assert (
+        line.startswith("resid_post.1/sae:")
+        and json.loads(line.split(": ", 1)[1])["n_recorded"] == 6 * 30
+    )
     assert (tmp_path / "d.png").stat().st_size > 0
 
 
@@ -74,8 +88,25 @@ def test_cache_command_with_progress_bar(tmp_path):
         "Hooks capture activations at each layer of the residual stream.\n\n"
         "Rain falls on the hills; rivers run to the sea.\n"
     )
-    args = ["cache", "tiny", str(tmp_path / "sp" / "layers.1"), "--data", str(text), "--tokens", "1k",
-            "--out", str(tmp_path / "c"), "--ctx", "16", "--batch-rows", "2", "--top-n", "4", "--window", "8"]
+    args = [
+        "cache",
+        "tiny",
+        str(tmp_path / "sp" / "layers.1"),
+        "--data",
+        str(text),
+        "--tokens",
+        "1k",
+        "--out",
+        str(tmp_path / "c"),
+        "--ctx",
+        "16",
+        "--batch-rows",
+        "2",
+        "--top-n",
+        "4",
+        "--window",
+        "8",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, (r.output, r.exception)
     assert "caching latents" in r.output  # tqdm progress bar (stderr)
@@ -86,8 +117,20 @@ def test_cache_command_with_progress_bar(tmp_path):
     r = runner.invoke(app, ["stats", str(tmp_path / "c")])
     assert r.exit_code == 0 and r.output.startswith("resid_post.1/layers.1:")
     # a site that the model lacks is a clear error, not a traceback from inside the hooks
-    r = runner.invoke(app, [*args[:2], f"resid_post.9={tmp_path / 'sp' / 'layers.1'}", *args[3:5],
-                            "--ctx", "16", "--window", "8", "--out", str(tmp_path / "c9")])
+    r = runner.invoke(
+        app,
+        [
+            *args[:2],
+            f"resid_post.9={tmp_path / 'sp' / 'layers.1'}",
+            *args[3:5],
+            "--ctx",
+            "16",
+            "--window",
+            "8",
+            "--out",
+            str(tmp_path / "c9"),
+        ],
+    )
     assert r.exit_code == 1 and "does not exist" in r.stderr and "resid_post.9" in r.stderr
 
 
@@ -96,9 +139,25 @@ def test_train_sae_command_with_progress_bar(tmp_path):
     atoms = rng.normal(size=(24, 16)).astype(np.float32)
     codes = rng.exponential(size=(600, 24)).astype(np.float32) * (rng.random((600, 24)) < 0.15)
     np.save(tmp_path / "acts.npy", codes @ atoms)
-    r = runner.invoke(app, ["train-sae", str(tmp_path / "acts.npy"), "--k", "4", "--latents", "32",
-                            "--batch-size", "100", "--epochs", "2", "--lr", "0.003",
-                            "--out", str(tmp_path / "o")])
+    r = runner.invoke(
+        app,
+        [
+            "train-sae",
+            str(tmp_path / "acts.npy"),
+            "--k",
+            "4",
+            "--latents",
+            "32",
+            "--batch-size",
+            "100",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.003",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert r.exit_code == 0, (r.output, r.exception)
     assert "training SAE" in r.output  # tqdm progress bar
     sae = sae_core.load(tmp_path / "o" / "sae")

@@ -365,10 +365,17 @@ def test_saelens_hook_z_reshape(tmp_path):
     x = _x(rows=6)
     xh = torch.tensor(x, dtype=torch.float32).unflatten(-1, (4, D // 4))
     f = sae.encode(xh)
-    cfg = {"activation": "relu", "k": None, "norm_in": "none", "rescale_by_dec_norm": False,
-           "input_bias": "b_dec"}
+    cfg = {
+        "activation": "relu",
+        "k": None,
+        "norm_in": "none",
+        "rescale_by_dec_norm": False,
+        "input_bias": "b_dec",
+    }
     ref_f = ref_encode(p, cfg, x)
     np.testing.assert_allclose(f.numpy(), ref_f, atol=ATOL)
     y = sae.decode(f, xh)
     assert y.shape == xh.shape
-    np.testing.assert_allclose(y.flatten(-2).numpy(), ref_decode(p, cfg, ref_f, x), atol=ATOL, rtol=1e-5)
+    np.testing.assert_allclose(
+        y.flatten(-2).numpy(), ref_decode(p, cfg, ref_f, x), atol=ATOL, rtol=1e-5
+    )

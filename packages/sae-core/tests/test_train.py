@@ -118,16 +118,43 @@ def test_transcoder_and_batchtopk_training(tmp_path):
     x, _ = planted(n_samples=2000, d=16, atoms=32)
     A = np.random.default_rng(1).normal(size=(16, 12)).astype(np.float32)
     y = x @ A
-    tc = train(x, TrainConfig(n_latents=64, k=4, batch_size=200, steps=30, lr=3e-3, warmup=2, site="mlp_in.0",
-                              site_out="mlp_out.0", hookpoint="layers.0.mlp"), tmp_path / "tc", targets=y,
-               progress=False)
+    tc = train(
+        x,
+        TrainConfig(
+            n_latents=64,
+            k=4,
+            batch_size=200,
+            steps=30,
+            lr=3e-3,
+            warmup=2,
+            site="mlp_in.0",
+            site_out="mlp_out.0",
+            hookpoint="layers.0.mlp",
+        ),
+        tmp_path / "tc",
+        targets=y,
+        progress=False,
+    )
     assert tc.cfg.transcoder and tc.cfg.d_out == 12 and tc.cfg.input_bias == "none"
     back = sae_core.load(tmp_path / "tc" / "layers.0.mlp")
     assert back.cfg.transcoder and (back.cfg.site, back.cfg.site_out) == ("mlp_in.0", "mlp_out.0")
     xt = torch.from_numpy(x[:50])
     torch.testing.assert_close(back.decode(back.encode(xt), xt), tc.decode(tc.encode(xt), xt))
-    bt = train(x, TrainConfig(n_latents=64, k=4, batch_size=200, steps=30, lr=3e-3, warmup=2, batchtopk=True,
-                              site="resid_post.0"), tmp_path / "bt", progress=False)
+    bt = train(
+        x,
+        TrainConfig(
+            n_latents=64,
+            k=4,
+            batch_size=200,
+            steps=30,
+            lr=3e-3,
+            warmup=2,
+            batchtopk=True,
+            site="resid_post.0",
+        ),
+        tmp_path / "bt",
+        progress=False,
+    )
     assert bt.cfg.batchtopk_mode == "threshold" and float(bt.threshold) > 0
     l0 = (bt.encode(torch.from_numpy(x[:500])) > 0).sum(1).float().mean()
     assert 1 <= float(l0) <= 16  # the learned threshold keeps roughly k per token

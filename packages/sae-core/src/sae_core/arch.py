@@ -215,9 +215,16 @@ class SparseCoder(nn.Module):
         """Pre-activations used for selection (after the decoder-norm rescale when set)."""
         self.check_input(x)
         xin = self.sae_input(x)
-        pre = xin @ self.W_enc + self.b_enc
+        if torch.is_grad_enabled():
+            pre = xin @ self.W_enc + self.b_enc
+            if self.cfg.rescale_by_dec_norm:
+                pre = pre * self.dec_norms()
+            return pre
+        # inference: the same element-wise ops in place (no second [N, n] temporary)
+        pre = xin @ self.W_enc
+        pre += self.b_enc
         if self.cfg.rescale_by_dec_norm:
-            pre = pre * self.dec_norms()
+            pre *= self.dec_norms()
         return pre
 
     def _flat_heads(self, x: torch.Tensor) -> torch.Tensor:

@@ -37,19 +37,47 @@ class SegmentedTopN:
     ``state()`` merges first.
     """
 
-    _PENDING_ENTRY_BYTES = 28  # seg i64 + order <= 8 + key u64 + val f32
+    def __init__(
+        self,
+        n: int,
+        N: int,
+        order_dtype: type = np.float32,
+        key_dtype: type = np.uint64,
+        store_val: bool = True,
+    ):
+        """``order_dtype`` float32, uint32 or uint64; ``key_dtype`` uint32 or uint64.
 
-    def __init__(self, n: int, N: int, order_dtype: type = np.float32):
+        ``store_val=False`` keeps no value column: ``val`` is then ``-order`` (top-N tables whose
+        order is the negated value), which saves 4 B per slot.
+        """
         self.n, self.N = n, N
         self.order_dtype = np.dtype(order_dtype)
-        self.empty = np.inf if self.order_dtype.kind == "f" else _U64_MAX
+        self.key_dtype = np.dtype(key_dtype)
+        if self.order_dtype.kind == "f":
+            if self.order_dtype != np.float32:
+                raise ValueError(f"float order must be float32, got {self.order_dtype}")
+            self.empty = np.inf
+        elif self.order_dtype in (np.dtype(np.uint32), np.dtype(np.uint64)):
+            self.empty = np.iinfo(self.order_dtype).max
+        else:
+            raise ValueError(f"order_dtype must be float32/uint32/uint64, got {self.order_dtype}")
+        if self.key_dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)):
+            raise ValueError(f"key_dtype must be uint32 or uint64, got {self.key_dtype}")
+        if not store_val and self.order_dtype.kind != "f":
+            raise ValueError("store_val=False needs a float order (val = -order)")
+        self.store_val = store_val
         self._order = np.full((n, N), self.empty, dtype=self.order_dtype)
-        self._key = np.zeros((n, N), dtype=np.uint64)
-        self._val = np.zeros((n, N), dtype=np.float32)
+        self._key = np.zeros((n, N), dtype=self.key_dtype)
+        self._val = np.zeros((n, N), dtype=np.float32) if store_val else None
         self._fill = np.zeros(n, dtype=np.int64)  # filled slots per row (derived, not saved)
-        self.pending_limit = max(1 << 16, n * N // 8)
-        self._pend: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.pending_limit = max(1 << 14, n * N // 32)  # merge every ~N/32 candidates per row
+        self._pend: list[tuple[np.ndarray, ...]] = []
         self._npend = 0
+
+    @property
+    def slot_bytes(self) -> int:
+        """Bytes per table slot (order + key [+ val])."""
+        return self.order_dtype.itemsize + self.key_dtype.itemsize + 4 * self.store_val
 
     @property
     def order(self) -> np.ndarray:
@@ -64,12 +92,24 @@ class SegmentedTopN:
     @property
     def val(self) -> np.ndarray:
         self._merge()
+        if self._val is None:
+            return -self._order  # empty slots (+inf) read as -inf
         return self._val
 
+    def table_bytes(self) -> int:
+        """Bytes of the [n, N] tables alone."""
+        return self.n * self.N * self.slot_bytes
+
+    # measured peak of a merge (tracemalloc): ~100 B per buffered candidate, buffer included
+    _MERGE_BYTES_PER_ENTRY = 112
+
+    def buffer_bytes(self) -> int:
+        """Bound on the candidate buffer plus the working set of merging it."""
+        return self.pending_limit * self._MERGE_BYTES_PER_ENTRY
+
     def nbytes(self) -> int:
-        """Tables plus the bound on the candidate buffer."""
-        tables = self._order.nbytes + self._key.nbytes + self._val.nbytes
-        return tables + self.pending_limit * self._PENDING_ENTRY_BYTES
+        """Tables plus :meth:`buffer_bytes`."""
+        return self.table_bytes() + self.buffer_bytes()
 
     def update(self, seg: np.ndarray, order: np.ndarray, key: np.ndarray, val: np.ndarray) -> None:
         """Offer candidates (one per distinct (seg, key))."""
@@ -87,8 +127,10 @@ class SegmentedTopN:
             (
                 np.asarray(seg, dtype=np.int64)[ok],
                 order[ok],
-                np.asarray(key)[ok].astype(np.uint64),
-                np.asarray(val)[ok].astype(np.float32),
+                np.asarray(key)[ok].astype(self.key_dtype),
+                np.asarray(val)[ok].astype(np.float32)
+                if self.store_val
+                else np.empty(0, np.float32),
             )
         )
         self._npend += int(ok.sum())
@@ -108,6 +150,8 @@ class SegmentedTopN:
                 b = (order.astype(np.float32) + np.float32(0)).view(np.uint32)  # -0.0 -> 0.0
                 b = np.where(b >> np.uint32(31), ~b, b | np.uint32(1 << 31)).astype(np.uint64)
                 packed = (seg.astype(np.uint64) << np.uint64(32)) | b
+            elif self.order_dtype.itemsize == 4:  # uint32: exact in the low 32 bits
+                packed = (seg.astype(np.uint64) << np.uint64(32)) | order.astype(np.uint64)
             else:
                 packed = (seg.astype(np.uint64) << np.uint64(64 - segbits)) | (
                     order >> np.uint64(segbits)
@@ -124,20 +168,23 @@ class SegmentedTopN:
         seg, order, key, val = (np.concatenate(x) for x in zip(*self._pend, strict=True))
         self._pend, self._npend = [], 0
         idx = self._sort_idx(seg, order, key)
-        seg, order, key, val = seg[idx], order[idx], key[idx], val[idx].astype(np.float32)
+        seg, order, key = seg[idx], order[idx], key[idx]
+        val = val[idx] if self.store_val else None
         starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
         lens = np.diff(np.r_[starts, seg.size])
         rank = np.arange(seg.size) - np.repeat(starts, lens)
         keep = rank < self.N  # a candidate ranked >= N among the new alone cannot survive
         if not keep.all():
-            seg, order, key, val, rank = seg[keep], order[keep], key[keep], val[keep], rank[keep]
+            seg, order, key, rank = seg[keep], order[keep], key[keep], rank[keep]
+            val = val[keep] if val is not None else None
             starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
         touched = seg[starts]
         cnt = np.diff(np.r_[starts, seg.size])
         t = np.repeat(np.arange(touched.size), cnt)
         fill = self._fill[touched]
         base = touched.astype(np.int64) * self.N  # flat offset of each touched row
-        fo, fk, fv = self._order.reshape(-1), self._key.reshape(-1), self._val.reshape(-1)
+        fo, fk = self._order.reshape(-1), self._key.reshape(-1)
+        fv = self._val.reshape(-1) if self._val is not None else None
         # Rows hold their `fill` entries sorted ascending by (order, key), empty slots after.
         # Vectorised binary search over the filled part: p = number of existing entries
         # <= candidate, so on a full tie the existing entry stays first (a stable sort of
@@ -170,20 +217,32 @@ class SegmentedTopN:
             dst = i + shift
             m = dst < self.N
             src, dst = src[m], base[mrow[m]] + dst[m]
-            mo, mk, mv = fo[src], fk[src], fv[src]
-            fo[dst], fk[dst], fv[dst] = mo, mk, mv
+            fo[dst], fk[dst] = fo[src], fk[src]  # fancy-index reads copy before the writes
+            if fv is not None:
+                fv[dst] = fv[src]
         pos = lo + rank
         m = pos < self.N
         dst = rb[m] + pos[m]
-        fo[dst], fk[dst], fv[dst] = order[m], key[m], val[m]
+        fo[dst], fk[dst] = order[m], key[m]
+        if fv is not None:
+            fv[dst] = val[m]
         self._fill[touched] = np.minimum(fill + cnt, self.N)
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}order": self.order, f"{prefix}key": self.key, f"{prefix}val": self.val}
+        d = {f"{prefix}order": self.order, f"{prefix}key": self.key}
+        if self.store_val:
+            d[f"{prefix}val"] = self.val
+        return d
 
     def load_state(self, d: dict[str, np.ndarray], prefix: str) -> None:
+        order, key = d[f"{prefix}order"], d[f"{prefix}key"]
+        if order.dtype != self.order_dtype or order.shape != (self.n, self.N):
+            raise ValueError(
+                f"saved table {prefix}order is {order.dtype}{list(order.shape)}, expected "
+                f"{self.order_dtype}{[self.n, self.N]} (state written by another version/config)"
+            )
         self._pend, self._npend = [], 0
-        self._order = np.ascontiguousarray(d[f"{prefix}order"], dtype=self.order_dtype).copy()
-        self._key = np.ascontiguousarray(d[f"{prefix}key"], dtype=np.uint64).copy()
-        self._val = np.ascontiguousarray(d[f"{prefix}val"], dtype=np.float32).copy()
+        self._order = np.array(order, dtype=self.order_dtype)
+        self._key = np.array(key, dtype=self.key_dtype)
+        self._val = np.array(d[f"{prefix}val"], dtype=np.float32) if self.store_val else None
         self._fill = (self._order != self.empty).sum(axis=1).astype(np.int64)

@@ -4,6 +4,7 @@ resumable, finalised into CSR shards by latent range (format: see the package RE
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -43,7 +44,10 @@ class CacheConfig:
     exclude_tokens: list[int] = field(default_factory=list)
     latents: dict[str, list[int]] | None = None  # coder key -> subset of latents to store
     shard_max_mb: float = 512.0
+    # Bounds everything the cache holds on top of the model and coders: top-N/reservoir tables,
+    # candidate buffers, statistics, one encode chunk and the spill buffers (the rest).
     ram_budget_mb: float = 2048.0
+    spill_mb: float | None = None  # spill-buffer size; None: what the budget leaves (tests set it)
     checkpoint_every_s: float = 60.0
     checkpoint_every_batches: int | None = None
     progress: bool = True
@@ -53,6 +57,7 @@ class CacheConfig:
         for k in (
             "progress",
             "ram_budget_mb",
+            "spill_mb",
             "checkpoint_every_s",
             "checkpoint_every_batches",
             "shard_max_mb",
@@ -209,13 +214,6 @@ def cache_latents(
         _check_same(old, manifest)
         if old.get("complete"):
             return out
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "runs").mkdir(exist_ok=True)
-    _save_npy_atomic(out / "tokens.npy", rowset.tokens)
-    _save_npy_atomic(out / "rows.npy", rowset.rows)
-    _save_npy_atomic(out / "mask.npy", np.packbits(rowset.recorded, axis=-1))
-    write_json_atomic(out / "manifest.json", manifest)
-
     states: list[_CoderState] = []
     for s, n, c in items:
         key = f"{s}/{n}"
@@ -230,27 +228,40 @@ def cache_latents(
                 c,
                 int(c.n_latents),
                 LatentStats.zeros(c.n_latents),
-                SegmentedTopN(c.n_latents, cfg.top_n, np.float32),
-                SegmentedTopN(c.n_latents, cfg.reservoir, np.uint64),
+                # top-N: order = -window max (f32; val = -order), key = peak token: 8 B/slot
+                SegmentedTopN(c.n_latents, cfg.top_n, np.float32, key_dtype, store_val=False),
+                # reservoir: order = high 32 bits of the window hash, key, window max: 12 B/slot
+                SegmentedTopN(c.n_latents, cfg.reservoir, np.uint32, key_dtype),
                 subset,
             )
         )
+    plan = memory_plan(states, cfg)  # refuses a budget that cannot hold, before writing anything
+    manifest["memory"] = {k: v for k, v in plan.items() if k != "chunk_rows"}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "runs").mkdir(exist_ok=True)
+    _save_npy_atomic(out / "tokens.npy", rowset.tokens)
+    _save_npy_atomic(out / "rows.npy", rowset.rows)
+    _save_npy_atomic(out / "mask.npy", np.packbits(rowset.recorded, axis=-1))
+    write_json_atomic(out / "manifest.json", manifest)
+
     cursor, flush_id, skipped = _restore(out, states)
 
     device = next(model.parameters()).device
     n_batches = -(-rowset.n_rows // cfg.batch_rows)
-    budget_entries = int(cfg.ram_budget_mb * 2**20 / 2 / 16)  # lat u32 + tok u64 + val f32 ≈ 16 B
+    # a spilled entry is lat u32 + tok u32/u64 + val f32; sorting at a flush needs about as much again
+    entry_bytes = 8 + np.dtype(key_dtype).itemsize
+    budget_entries = int(plan["spill_bytes"] / 2 / entry_bytes)
+    chunk_rows = plan["chunk_rows"]
     last_flush = time.monotonic()
     batches_since = 0
     cpr = -(-ctx // cfg.window)
-    heap_mb = sum(st.topn.nbytes() + st.res.nbytes() for st in states) / 2**20
     bar = tqdm(
         total=n_batches,
         initial=cursor,
         desc="caching latents",
         unit="batch",
         disable=not cfg.progress,
-        postfix={"heaps MB": f"{heap_mb:.0f}"},
+        postfix={"heaps MB": f"{plan['heap_bytes'] / 2**20:.0f}"},
     )
     arange_ctx = torch.arange(ctx, device=device)
     for b in range(cursor, n_batches):
@@ -269,14 +280,19 @@ def cache_latents(
             results = []
             for st in states:
                 x = acts[st.site][rec_t].float()
-                bad = ~torch.isfinite(x).all(dim=-1)
-                if bad.any():
-                    g = int(flat[int(bad.nonzero()[0, 0])])
-                    raise CacheError(
-                        f"non-finite activations at site {st.site}, row {g // ctx}, position "
-                        f"{g % ctx}; batch {b} not written (check the model dtype / inputs)"
-                    )
-                codes = st.coder.encode_sparse(x)
+                # a row sum is non-finite when an entry is (or, rarely, on overflow: check exactly)
+                if not bool(torch.isfinite(x.sum(dim=-1)).all()):
+                    bad = ~torch.isfinite(x).all(dim=-1)
+                    if bad.any():
+                        g = int(flat[int(bad.nonzero()[0, 0])])
+                        raise CacheError(
+                            f"non-finite activations at site {st.site}, row {g // ctx}, position "
+                            f"{g % ctx}; batch {b} not written (check the model dtype / inputs)"
+                        )
+                if _takes_chunk_rows(st.coder):
+                    codes = st.coder.encode_sparse(x, chunk_rows=chunk_rows[st.key])
+                else:
+                    codes = st.coder.encode_sparse(x)
                 rows_idx = codes.row_ids().cpu().numpy()
                 lat = codes.idx.cpu().numpy().astype(np.int64)
                 val = codes.val.float().cpu().numpy()
@@ -304,6 +320,59 @@ def cache_latents(
     bar.close()
     _finalize(out, states, manifest, skipped, tok_bytes, cfg)
     return out
+
+
+def _takes_chunk_rows(coder: Any) -> bool:
+    try:
+        return "chunk_rows" in inspect.signature(coder.encode_sparse).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+
+
+def heap_bytes(n_latents: int, top_n: int = 256, reservoir: int = 256, key_bytes: int = 4) -> int:
+    """Bytes of the per-latent top-N and reservoir tables: n·(8N + 12R) with uint32 keys
+    (top-N: f32 order + key; reservoir: u32 hash + key + f32 window max)."""
+    return n_latents * ((4 + key_bytes) * top_n + (8 + key_bytes) * reservoir)
+
+
+def memory_plan(states: list[_CoderState], cfg: CacheConfig) -> dict[str, Any]:
+    """Split ``cfg.ram_budget_mb`` into fixed parts (tables, candidate buffers, statistics, one
+    encode chunk per coder) and the spill buffers; refuse a budget the fixed parts exceed."""
+    budget = int(cfg.ram_budget_mb * 2**20)
+    heaps = sum(st.topn.table_bytes() + st.res.table_bytes() for st in states)
+    cand = sum(st.topn.buffer_bytes() + st.res.buffer_bytes() for st in states)
+    stats = sum(40 * st.n for st in states)
+    # one dense [chunk, n] f32 block of pre-activations per encode: a quarter of the budget at most,
+    # and the coders' own 256 MiB default; at least 16 rows
+    chunk_rows, enc = {}, 0
+    for st in states:
+        own = st.coder.chunk_rows() if hasattr(st.coder, "chunk_rows") else 1 << 30
+        rows = max(16, min(own, budget // 4 // (4 * st.n)))
+        chunk_rows[st.key] = rows
+        enc = max(enc, rows * 4 * st.n)
+    fixed = heaps + cand + stats + enc
+    mb = 2**20
+    if cfg.spill_mb is not None:
+        spill = int(cfg.spill_mb * mb)
+    else:
+        spill = budget - fixed
+        if spill < 4 * mb:
+            raise CacheError(
+                f"ram_budget_mb={cfg.ram_budget_mb:g} is too small for these coders: top-N/reservoir "
+                f"tables need {heaps / mb:.1f} MB (n·(8N+12R) for N={cfg.top_n}, R={cfg.reservoir}), "
+                f"candidate buffers {cand / mb:.1f} MB, statistics {stats / mb:.1f} MB, one encode "
+                f"chunk {enc / mb:.1f} MB, plus at least 4 MB of spill buffers; raise ram_budget_mb "
+                f"to {(fixed + 64 * mb) / mb:.0f} or more, or lower top_n/reservoir"
+            )
+    return {
+        "budget_bytes": budget,
+        "heap_bytes": heaps,
+        "candidate_bytes": cand,
+        "stats_bytes": stats,
+        "encode_chunk_bytes": enc,
+        "spill_bytes": spill,
+        "chunk_rows": chunk_rows,
+    }
 
 
 def _coder_config(c: Any) -> dict[str, Any]:
@@ -416,10 +485,35 @@ def _update(
         sl, sc = lat[order], cell[order]
         first = np.r_[True, (sl[1:] != sl[:-1]) | (sc[1:] != sc[:-1])]
         w_lat, w_cell, w_val, w_peak = sl[first], sc[first], val[order][first], g[order][first]
-        st.topn.update(w_lat, -w_val, w_peak.astype(np.uint64), w_val)
-        st.res.update(w_lat, window_hash(cfg.seed, w_lat, w_cell), w_peak.astype(np.uint64), w_val)
+        w_peak = w_peak.astype(key_dtype)
+        st.topn.update(w_lat, -w_val, w_peak, w_val)
+        st.res.update(w_lat, _hash_order(window_hash(cfg.seed, w_lat, w_cell)), w_peak, w_val)
     st.buf.append((lat.astype(np.uint32), g.astype(key_dtype), val.astype(np.float32)))
     st.buf_entries += lat.size
+
+
+_U32_TOP = np.uint64(2**32 - 2)  # 2**32 - 1 marks an empty slot
+
+
+def _hash_order(h: np.ndarray) -> np.ndarray:
+    """Reservoir order: the window hash's high 32 bits (saturated below the empty marker)."""
+    return np.minimum(h >> np.uint64(32), _U32_TOP).astype(np.uint32)
+
+
+def _reservoir_hashes(res: SegmentedTopN, seed: int, ctx: int, window: int) -> np.ndarray:
+    """Full 64-bit window hashes of the reservoir slots (recomputed from latent and peak token;
+    2**64 - 1 in empty slots), computed in blocks of latents to bound temporaries."""
+    order, key = res.order, res.key
+    out = np.full(order.shape, np.iinfo(np.uint64).max, dtype=np.uint64)
+    cpr = -(-ctx // window)
+    step = max(1, (1 << 20) // max(res.N, 1))
+    for a in range(0, res.n, step):
+        o, k = order[a : a + step], key[a : a + step].astype(np.int64)
+        filled = o != res.empty
+        lat = np.broadcast_to(np.arange(a, a + o.shape[0])[:, None], o.shape)[filled]
+        row, pos = np.divmod(k[filled], ctx)
+        out[a : a + step][filled] = window_hash(seed, lat, row * cpr + pos // window)
+    return out
 
 
 def _flush(out: Path, states: list[_CoderState], cursor: int, flush_id: int, skipped: int) -> None:
@@ -483,8 +577,14 @@ def _restore(out: Path, states: list[_CoderState]) -> tuple[int, int, int]:
         st.stats = LatentStats.from_state(
             {k[len(f"c{i}_stats_") :]: v for k, v in d.items() if k.startswith(f"c{i}_stats_")}
         )
-        st.topn.load_state(d, f"c{i}_topn_")
-        st.res.load_state(d, f"c{i}_res_")
+        try:
+            st.topn.load_state(d, f"c{i}_topn_")
+            st.res.load_state(d, f"c{i}_res_")
+        except (ValueError, KeyError) as e:
+            raise CacheError(
+                f"{out} holds progress written by another sae-core version ({e}); "
+                "delete the folder and rerun"
+            ) from None
     return int(prog["cursor"]), int(prog["flush_id"]), int(prog["skipped_batches"])
 
 
@@ -595,12 +695,14 @@ def _finalize(
                 }
             )
         _save_npz_atomic(cdir / "stats.npz", **st.stats.state())
+        # on disk as in format version 1: uint64 keys and full 64-bit hashes
+        _save_npz_atomic(cdir / "topn.npz", val=st.topn.val, key=st.topn.key.astype(np.uint64))
         _save_npz_atomic(
-            cdir / "topn.npz",
-            val=np.where(np.isinf(st.topn.order), -np.inf, st.topn.val).astype(np.float32),
-            key=st.topn.key,
+            cdir / "reservoir.npz",
+            hash=_reservoir_hashes(st.res, cfg.seed, manifest["ctx"], cfg.window),
+            key=st.res.key.astype(np.uint64),
+            val=st.res.val,
         )
-        _save_npz_atomic(cdir / "reservoir.npz", hash=st.res.order, key=st.res.key, val=st.res.val)
         manifest["coders"][st.key]["shards"] = shards
         manifest["coders"][st.key]["nnz"] = int(counts.sum())
     manifest["skipped_batches"] = skipped

@@ -106,7 +106,9 @@ def init_sae(
         if transcoder:
             sae.W_enc.normal_(0, 1 / math.sqrt(d_in), generator=g)
             if first_y is None or first_y.shape[1] != sae.cfg.d_out:
-                raise ShapeError("a transcoder needs the first target batch [B, d_out] to init b_dec")
+                raise ShapeError(
+                    "a transcoder needs the first target batch [B, d_out] to init b_dec"
+                )
             sae.b_dec.copy_(first_y.mean(0))
         else:
             w = torch.randn(cfg.n_latents, d_in, generator=g)
