@@ -73,7 +73,10 @@ def test_vanilla_mlr_recovers_a_model_in_its_span_and_uses_shifted_scenarios():
     q = m.predict_quantiles(len(test), levels, covariates=pd.DataFrame(index=test))
     scen = np.sort(
         np.stack(
-            [truth(test, temp.reindex(test + pd.Timedelta(days=d)).to_numpy()) for d in range(-4, 5)],
+            [
+                truth(test, temp.reindex(test + pd.Timedelta(days=d)).to_numpy())
+                for d in range(-4, 5)
+            ],
             1,
         ),
         axis=1,

@@ -197,7 +197,9 @@ class VanillaMLR:
 
     def fit(self, y: pd.Series, covariates: pd.DataFrame | None = None) -> VanillaMLR:
         if not isinstance(y.index, pd.DatetimeIndex):
-            raise DPKInputError("VanillaMLR needs a DatetimeIndex (its calendar comes from timestamps)")
+            raise DPKInputError(
+                "VanillaMLR needs a DatetimeIndex (its calendar comes from timestamps)"
+            )
         step = pd.Series(y.index).diff().median()
         self.step_min_ = max(int(step / pd.Timedelta(minutes=1)), 1)
         self.n_slots_ = max(1440 // self.step_min_, 1)
@@ -214,15 +216,21 @@ class VanillaMLR:
         for d in range(-self.shift_days, self.shift_days + 1):
             shifted = self.temperature.reindex(idx + pd.Timedelta(days=d)).to_numpy(float)
             base = self.temperature.reindex(idx).to_numpy(float)
-            out.append(self._design(idx, np.where(np.isfinite(shifted), shifted, base)) @ self.beta_)
+            out.append(
+                self._design(idx, np.where(np.isfinite(shifted), shifted, base)) @ self.beta_
+            )
         return np.sort(np.stack(out, 1), axis=1)
 
     def predict_mean(self, horizon: int, covariates: pd.DataFrame | None = None) -> np.ndarray:
         return self._scenarios(covariates.index).mean(axis=1)
 
-    def predict_quantiles(self, horizon: int, levels: Sequence[float], covariates: pd.DataFrame | None = None) -> np.ndarray:
+    def predict_quantiles(
+        self, horizon: int, levels: Sequence[float], covariates: pd.DataFrame | None = None
+    ) -> np.ndarray:
         if covariates is None:
-            raise DPKInputError("VanillaMLR needs the test covariates (their index gives the calendar)")
+            raise DPKInputError(
+                "VanillaMLR needs the test covariates (their index gives the calendar)"
+            )
         q = _levels(levels)
         sc = self._scenarios(covariates.index)
         n = sc.shape[1]

@@ -33,6 +33,8 @@ class BenchCase:
     window: Any
     season: int
     seasons: list[int]
+    ets_season: int = 1
+    tune_origins: list[str] = field(default_factory=list)
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -119,27 +121,39 @@ CASES = {
 
 
 def run_case(
-    case: BenchCase, quick: bool = False, progress: bool = True
+    case: BenchCase,
+    quick: bool = False,
+    progress: bool = True,
+    origins: list[str] | None = None,
+    dpk_overrides: dict[str, Any] | None = None,
+    baselines: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Backtest DPK and the baselines side by side at the case's origins (`origins` overrides;
+    `case.tune_origins` are the pre-test origins the DPK settings were chosen on)."""
     y, x = case.load()
-    baselines = {
-        f"SeasonalNaive({case.season})": lambda: SeasonalNaive(case.season),
-        "MSTL": lambda: StatsforecastModel("MSTL", case.seasons),
-        "AutoETS": lambda: StatsforecastModel("AutoETS", case.season),
-    }
-    if case.extra.get("vanilla") and x is not None:
-        baselines["Vanilla"] = lambda: VanillaMLR(x["Temperature"])
+    models: dict[str, Callable[[], Any]] = {}
+    if baselines:
+        models = {
+            f"SeasonalNaive({case.season})": lambda: SeasonalNaive(case.season),
+            "MSTL": lambda: StatsforecastModel("MSTL", case.seasons),
+            "AutoETS": lambda: StatsforecastModel("AutoETS", case.ets_season),
+        }
+        if case.extra.get("vanilla") and x is not None:
+            models["Vanilla"] = lambda: VanillaMLR(x["Temperature"])
+    cfg = {**case.dpk, **(dpk_overrides or {})}
+    if origins is None:
+        origins = case.quick_origins if quick else case.origins
     res = backtest(
-        lambda: DPK(**case.dpk),
+        lambda: DPK(**cfg),
         y,
         x,
-        origins=case.quick_origins if quick else case.origins,
+        origins=origins,
         horizon=case.horizon,
         window=case.window,
-        baselines=baselines,
+        baselines=models,
         progress=progress,
     )
-    return res, summarize(res)
+    return res, summarize(res) if baselines else pd.DataFrame()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -148,12 +162,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--dataset", default="all", choices=[*CASES, "all"])
     ap.add_argument("--quick", action="store_true", help="fewer origins")
+    ap.add_argument(
+        "--tune", action="store_true", help="the pre-test origins the settings were chosen on"
+    )
     args = ap.parse_args(argv)
     names = list(CASES) if args.dataset == "all" else [args.dataset]
     for name in names:
         t0 = time.time()
-        res, summary = run_case(CASES[name], args.quick)
-        print(f"\n== {name} ({CASES[name].notes}); {time.time() - t0:.0f}s")
+        case = CASES[name]
+        res, summary = run_case(case, args.quick, origins=case.tune_origins if args.tune else None)
+        print(f"\n== {name} ({case.notes}); {time.time() - t0:.0f}s")
         print(res.groupby("model")[["pinball", "qcrps", "coverage80", "mae"]].mean().to_string())
         print(summary.to_string(index=False))
 

@@ -47,6 +47,8 @@ def save_model(model: Any, path: Any, overwrite: bool = False) -> Path:
         extras["pit_calibration"] = model.pit_calibration_
     if model.residual_calibration_ is not None:
         extras["residual_calibration"] = model.residual_calibration_
+    if getattr(model, "scale_calibration_", None) is not None:
+        extras["scale_calibration"] = model.scale_calibration_
     if model.ar_ is not None:
         extras.update(
             {
@@ -142,6 +144,9 @@ def load_model(path: Any):
         cfg["n_outputs"],
         cfg["config"]["trend"],
         np.zeros((dist.n_params, cfg["n_outputs"])),
+        model.config.n_changepoints,
+        model.config.changepoint_range,
+        model.config.changepoint_penalty,
     )
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     expected = net.state_dict()
@@ -163,6 +168,7 @@ def load_model(path: Any):
     model.cov_mean_, model.cov_std_ = extra["cov_mean"], extra["cov_std"]
     model.pit_calibration_ = extra.get("pit_calibration")
     model.residual_calibration_ = extra.get("residual_calibration")
+    model.scale_calibration_ = extra.get("scale_calibration")
     model.ar_ = None
     if cfg.get("ar"):
         model.ar_ = {

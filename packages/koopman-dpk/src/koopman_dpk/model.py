@@ -34,6 +34,10 @@ class DPKConfig:
     num_freqs: int | list[int] | None = None
     hidden: tuple[int, ...] = (64, 32)
     trend: str = "linear"
+    n_changepoints: int = 10  # trend="piecewise": hinge count ...
+    changepoint_range: float = 0.8  # ... spread over this leading fraction of the span
+    changepoint_penalty: float = 1e-3  # L1 weight on the hinge slopes
+    level_window: Any = None  # intercept correction: None, "auto" (longest period) or a duration
     sample_num: int = 24
     search_interval: int = 10
     search_cutoff: int = 50
@@ -46,10 +50,14 @@ class DPKConfig:
     weight_decay: float = 1e-4
     val: str = "tail"
     val_fraction: float = 0.1
+    val_span: Any = None  # val="tail": the tail length as a duration/number (overrides fraction)
     patience: int = 25
+    min_epochs: int = 0  # early stopping never picks an epoch before this one
     refit_full: bool = False  # after early stopping, retrain on all data for the best #epochs
     residual_ar: int = 0
     conformal: bool = False
+    calibration: str = "none"  # "scale": widen/narrow the PIT in normal scores (validation tail)
+    calibration_level: float = 0.8  # the central interval that "scale" makes nominal
     scaling: str = "standard"
     allow_single_cycle: bool = False
     seed: int = 0
@@ -121,6 +129,22 @@ class DPK:
             raise DPKInputError(
                 "conformal=True needs a validation split; set val='tail' or 'blocks'."
             )
+        if self.config.calibration not in ("none", "scale"):
+            raise DPKInputError(
+                f"calibration must be 'none' or 'scale', got {self.config.calibration!r}"
+            )
+        if self.config.calibration == "scale":
+            if self.config.val == "none":
+                raise DPKInputError(
+                    "calibration='scale' needs a validation split; set val='tail' (ideally with "
+                    "val_span equal to the forecast horizon)."
+                )
+            if self.config.conformal:
+                raise DPKInputError("use either conformal=True or calibration='scale', not both.")
+            if not 0 < self.config.calibration_level < 1:
+                raise DPKInputError("calibration_level must lie in (0, 1).")
+        if not 0 < self.config.changepoint_range <= 1:
+            raise DPKInputError("changepoint_range must lie in (0, 1].")
         self.net_: DPKNet | None = None
 
     @classmethod
@@ -261,7 +285,7 @@ class DPK:
         self.n_outputs_ = Y.shape[1]
         rng = np.random.default_rng(c.seed)
         gen = torch.Generator().manual_seed(c.seed)
-        beta0, init_raw = self._trend_init(tau, Ys, max(span, 1e-9))
+        beta0, hinge0, init_raw = self._trend_init(tau, Ys, max(span, 1e-9), pinned)
 
         def build(omegas: list[list[float]]) -> DPKNet:
             with torch.random.fork_rng(devices=[]):
@@ -275,10 +299,15 @@ class DPK:
                     Y.shape[1],
                     c.trend,
                     init_raw,
+                    c.n_changepoints,
+                    c.changepoint_range,
+                    c.changepoint_penalty,
                 ).to(c.device)
-                if beta0 is not None:
-                    with torch.no_grad():
+                with torch.no_grad():
+                    if beta0 is not None:
                         net.trend_beta.copy_(torch.as_tensor(beta0, dtype=torch.float32))
+                    if hinge0 is not None:
+                        net.trend_hinge.copy_(torch.as_tensor(hinge0, dtype=torch.float32))
             return net
 
         self.net_ = build(omega0)
@@ -286,7 +315,15 @@ class DPK:
             tau, (cov - self.cov_mean_) / np.where(self.cov_std_ > 0, self.cov_std_, 1), Ys, w, m
         )
         block = 168.0 if axis.kind == "datetime" else max(7.0, 0.02 * span)
-        tr_idx, va_idx = split_validation(len(Ys), tau, c.val, c.val_fraction, rng, block)
+        val_fraction = c.val_fraction
+        if c.val_span is not None and c.val == "tail":
+            val_fraction = axis.period_to_tau(c.val_span) / max(span, 1e-9)
+            if not 0 < val_fraction < 0.5:
+                raise DPKInputError(
+                    f"val_span={c.val_span!r} is {val_fraction:.0%} of the training span; it must "
+                    "be shorter than half of it. Shorten val_span or give more data."
+                )
+        tr_idx, va_idx = split_validation(len(Ys), tau, c.val, val_fraction, rng, block)
         if len(tr_idx) < 10:
             raise DPKInputError(
                 "too few training points left after the validation split; lower val_fraction."
@@ -305,6 +342,7 @@ class DPK:
             search_method=c.search_method,
             searchable=searchable,
             progress=c.progress,
+            min_epochs=c.min_epochs,
         )
         tr = data.subset(torch.as_tensor(tr_idx))
         va = data.subset(torch.as_tensor(va_idx)) if len(va_idx) else None
@@ -315,8 +353,14 @@ class DPK:
         self.training_range_ = (float(tau[0]), float(tau[-1]))
         self.pit_calibration_ = None
         self.residual_calibration_ = None
+        self.scale_calibration_ = None
+        # the validation model's own intercept correction comes from its training part only,
+        # so that the calibration below sees the same kind of forecast as the final model
+        self._set_level_offset(tau[tr_idx], cov[tr_idx], Y[tr_idx])
         if c.conformal:
             self._calibrate(tau[va_idx], cov[va_idx], Y[va_idx])
+        if c.calibration == "scale":
+            self._calibrate_scale(tau[va_idx], cov[va_idx], Y[va_idx])
         if c.refit_full and len(va_idx):
             # Retrain from the same initial weights on all data (validation tail included) for
             # the best number of epochs, keeping the periods found. A conformal calibration
@@ -340,35 +384,101 @@ class DPK:
             self._check_finite()
             self.history_["refit_epochs"] = [n_ep]
             self.history_["refit_train_loss"] = hist["train_loss"]
+        self._set_level_offset(tau, cov, Y)
         self.ar_ = None
         if c.residual_ar > 0:
             self._fit_residual_ar(tau, cov, Y)
         return self
 
     def _trend_init(
-        self, tau: np.ndarray, Ys: np.ndarray, span: float
-    ) -> tuple[np.ndarray | None, np.ndarray]:
-        """OLS start for the trend beta on the location scale; other heads start from the
-        detrended marginal. (Adam at lr 3e-3 would need thousands of steps to move beta far.)"""
+        self, tau: np.ndarray, Ys: np.ndarray, span: float, pinned: Sequence[float] = ()
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """Least-squares start for the trend (beta, and the hinge slopes of 'piecewise') on the
+        location scale, fitted jointly with 3 harmonics of every pinned period so that the
+        trend does not absorb seasonality (a partial season at either end would tilt it). The
+        hinge slopes get a ridge penalty (the L1 penalty takes over in training). The other
+        heads start from the detrended marginal. (Adam at lr 3e-3 would need thousands of steps
+        to move the trend far.)"""
+        c = self.config
         degree = {"none": -1, "constant": 0, "linear": 1, "quadratic": 2, "piecewise": 1}
-        deg = degree[self.config.trend]
+        deg = degree[c.trend]
         if deg < 1:
-            return None, self.dist.init_raw(Ys)
+            return None, None, self.dist.init_raw(Ys)
         s = tau / span
-        X = np.stack([s**p for p in range(deg + 1)], axis=1)
+        cols = [s**p for p in range(deg + 1)]
+        n_hinge = 0
+        if c.trend == "piecewise":
+            from .net import changepoint_grid
+
+            hinges = [
+                np.maximum(s - cp, 0.0)
+                for cp in changepoint_grid(c.n_changepoints, c.changepoint_range)
+            ]
+            cols += hinges
+            n_hinge = len(hinges)
+        n_trend = len(cols)
+        step = float(np.median(np.diff(tau))) if len(tau) > 1 else 1.0
+        for p in pinned:
+            for h in (1, 2, 3):
+                if p / h > 2 * step and p <= tau[-1] - tau[0]:
+                    cols += [np.cos(2 * np.pi * h * tau / p), np.sin(2 * np.pi * h * tau / p)]
+        X = np.stack(cols, axis=1)
         if self.dist.log_link:
             z = np.log(np.maximum(Ys, 0) + 0.1 * np.maximum(Ys.mean(axis=0), 1e-3))
         else:
             z = Ys
-        beta, *_ = np.linalg.lstsq(X, z, rcond=None)
-        fit = X @ beta
+        if n_hinge:
+            lam = math.sqrt(1e-3 * len(tau))
+            pen = np.zeros((n_hinge, X.shape[1]))
+            pen[np.arange(n_hinge), deg + 1 + np.arange(n_hinge)] = lam
+            X_aug = np.concatenate([X, pen])
+            z_aug = np.concatenate([z, np.zeros((n_hinge, z.shape[1]))])
+        else:
+            X_aug, z_aug = X, z
+        coef, *_ = np.linalg.lstsq(X_aug, z_aug, rcond=None)
+        fit = X[:, :n_trend] @ coef[:n_trend]
+        beta = coef[: deg + 1]
+        hinge = coef[deg + 1 : n_trend] if n_hinge else None
         if self.dist.log_link:
             init = self.dist.init_raw(Ys)
             init[0] = init[0] - fit.mean(axis=0)
         else:
             init = self.dist.init_raw(Ys - fit)
             init[0] = init[0] - (Ys - fit).mean(axis=0)  # the intercept lives in beta
-        return beta, init
+        return beta, hinge, init
+
+    def _level_window_tau(self) -> float | None:
+        lw = self.config.level_window
+        if lw is None:
+            return None
+        if lw == "auto":
+            return float(max(self.periods_[0], default=self.axis_.step))
+        w = self.axis_.period_to_tau(lw)
+        if not w > 0:
+            raise DPKInputError(f"level_window must be positive, got {lw!r}")
+        return float(w)
+
+    def _set_level_offset(self, tau: np.ndarray, cov: np.ndarray, Y: np.ndarray) -> None:
+        """Intercept correction (Clements & Hendry): the mean location error of the fitted
+        model over the last `level_window` of its training data is added to the location at
+        every lead, which puts the forecast back on the recent level. Log-link distributions
+        correct the log-mean by log(mean y / mean prediction). Without `level_window` the
+        offset is 0."""
+        with torch.no_grad():
+            self.net_.level_offset.zero_()
+        window = self._level_window_tau()
+        if window is None or len(tau) == 0:
+            return
+        sel = tau >= tau[-1] - window
+        params = self._scaled_params(tau[sel], cov[sel])
+        pred = np.asarray(self.dist.mean(params), dtype=float).reshape(int(sel.sum()), -1)
+        Ys = (Y[sel] - self.center_) / self.scale_
+        if self.dist.log_link:
+            off = np.log(np.maximum(Ys.mean(axis=0), 1e-9) / np.maximum(pred.mean(axis=0), 1e-9))
+        else:
+            off = (Ys - pred).mean(axis=0)
+        with torch.no_grad():
+            self.net_.level_offset.copy_(torch.as_tensor(off, dtype=torch.float32))
 
     def _scaling(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         kind = self.dist.scaling
@@ -460,6 +570,13 @@ class DPK:
         shift = var = None
         if self.ar_ is not None:
             shift, var = self._ar_adjustment(tau)
+        cal = getattr(self, "scale_calibration_", None)
+        if cal is not None and self.dist.probabilistic:
+            # u -> Phi(Phi^-1(u) / s): the normal scores of the PIT are scaled by 1/s
+            if shift is None:
+                shift = np.zeros((len(tau), self.n_outputs_))
+                var = np.ones((len(tau), self.n_outputs_))
+            var = var * np.asarray(cal)[None, :] ** 2
         return Forecast(
             self.dist,
             params,
@@ -506,6 +623,32 @@ class DPK:
         else:
             mu = params[self.dist.param_names[0]][0]
             self.residual_calibration_ = np.sort(Y - mu, axis=0)
+
+    def _calibrate_scale(self, tau: np.ndarray, cov: np.ndarray, Y: np.ndarray) -> None:
+        """Scale calibration on the validation tail (out of sample for the validation model):
+        with z = Phi^-1(PIT) of the validation points, s = q_level(|z|) / Phi^-1((1 + level) / 2),
+        so the central `calibration_level` interval of the transformed forecast
+        u -> Phi(Phi^-1(u) / s) covers the validation tail at the nominal rate. With a
+        validation tail as long as the forecast horizon, s absorbs the growth of forecast errors
+        with lead (trend drift, level shifts) that the in-sample likelihood cannot see."""
+        from scipy import special
+
+        if len(tau) < 20:
+            raise DPKInputError(
+                "calibration='scale' needs >= 20 validation points; raise val_span/val_fraction."
+            )
+        if not self.dist.probabilistic:
+            raise DPKInputError(
+                "calibration='scale' needs a probabilistic distribution (not 'mse')."
+            )
+        params = {k: v[None] for k, v in self._params(tau, cov).items()}
+        u = np.asarray(Forecast(self.dist, params, seed=self.config.seed).pit(Y)).reshape(
+            len(Y), -1
+        )
+        z = np.abs(special.ndtri(np.clip(u, 1e-9, 1 - 1e-9)))
+        level = self.config.calibration_level
+        s = np.quantile(z, level, axis=0) / special.ndtri(0.5 + level / 2)
+        self.scale_calibration_ = np.clip(s, 1e-2, 1e2)
 
     def _fit_residual_ar(self, tau: np.ndarray, cov: np.ndarray, Y: np.ndarray) -> None:
         """Yule-Walker AR(p <= 3) on the normal scores of the in-sample PIT (per series)."""

@@ -18,6 +18,11 @@ TRENDS = ("none", "constant", "linear", "quadratic", "piecewise")
 N_CHANGEPOINTS = 10
 
 
+def changepoint_grid(n: int, changepoint_range: float) -> np.ndarray:
+    """n equally spaced changepoints in (0, changepoint_range] of the scaled time s in [0, 1]."""
+    return np.linspace(0.0, float(changepoint_range), int(n) + 1)[1:]
+
+
 class FrequencyBlock(nn.Module):
     """omega_k = omega0_k + Delta_k / span (Delta ignored on pinned slots)."""
 
@@ -75,6 +80,9 @@ class DPKNet(nn.Module):
         out_dim: int,
         trend: str,
         init_bias: np.ndarray,
+        n_changepoints: int = N_CHANGEPOINTS,
+        changepoint_range: float = 0.8,
+        changepoint_penalty: float = 1e-3,
     ):
         super().__init__()
         self.blocks = nn.ModuleList(
@@ -89,11 +97,14 @@ class DPKNet(nn.Module):
         self.trend = trend
         degree = {"none": -1, "constant": 0, "linear": 1, "quadratic": 2, "piecewise": 1}[trend]
         self.trend_beta = nn.Parameter(torch.zeros(degree + 1, out_dim))
+        self.changepoint_penalty = float(changepoint_penalty)
         if trend == "piecewise":
-            cps = np.linspace(0.0, 0.8, N_CHANGEPOINTS + 1)[1:]
+            cps = changepoint_grid(n_changepoints, changepoint_range)
             self.register_buffer("changepoints", torch.tensor(cps, dtype=torch.float32))
-            self.trend_hinge = nn.Parameter(torch.zeros(N_CHANGEPOINTS, out_dim))
+            self.trend_hinge = nn.Parameter(torch.zeros(len(cps), out_dim))
         self.register_buffer("span", torch.tensor(float(span), dtype=torch.float64))
+        # intercept correction added to the location head after training (0 while training)
+        self.register_buffer("level_offset", torch.zeros(out_dim))
 
     @property
     def n_heads(self) -> int:
@@ -120,12 +131,12 @@ class DPKNet(nn.Module):
 
     def forward(self, tau: torch.Tensor, cov: torch.Tensor) -> list[torch.Tensor]:
         raw = [self.head_raw(j, tau, cov) for j in range(self.n_heads)]
-        raw[0] = raw[0] + self.trend_term(tau)
+        raw[0] = raw[0] + self.trend_term(tau) + self.level_offset
         return raw
 
     def penalty(self) -> torch.Tensor:
         if self.trend == "piecewise":
-            return 1e-3 * self.trend_hinge.abs().sum()
+            return self.changepoint_penalty * self.trend_hinge.abs().sum()
         return torch.zeros((), device=self.trend_beta.device)
 
 

@@ -47,6 +47,7 @@ class TrainSettings:
     search_method: str = "auto"
     searchable: list[list[int]] = field(default_factory=list)  # per head, slot indices
     progress: bool = False
+    min_epochs: int = 0  # early stopping cannot pick an epoch before this one
 
 
 def pointwise_loss(
@@ -91,7 +92,7 @@ def search_all_slots(
     phases = torch.as_tensor(phase_grid(s.sample_num), dtype=torch.float64)
     tau_np = data.tau.cpu().numpy()
     raw_all = net(data.tau, data.cov)
-    trend = net.trend_term(data.tau)
+    trend = net.trend_term(data.tau) + net.level_offset
     changed = 0
     for j, slots in enumerate(s.searchable):
         block = net.blocks[j]
@@ -218,8 +219,9 @@ def train(
                 f"validation loss became {v} at epoch {epoch}; the best checkpoint (epoch "
                 f"{best_epoch}) was restored. Lower lr or check the data."
             )
-        if keep_last or epoch < s.search_cutoff or v < best_val - 1e-7:
-            # during the search phase the weights keep moving: track the latest state
+        if keep_last or epoch < max(s.search_cutoff, s.min_epochs) or v < best_val - 1e-7:
+            # during the search phase (and the warm-up of min_epochs) the weights keep
+            # moving: track the latest state
             best_val, best_epoch, bad_epochs = v, epoch, 0
             best_state = copy.deepcopy(net.state_dict())
         else:
