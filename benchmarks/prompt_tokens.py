@@ -139,7 +139,9 @@ async def main() -> None:
     ours, delphi = results["spec"], results["delphi"]
     print(f"prompt tokens per scored latent ours: {ours['tokens']:.0f}")
     print(f"prompt tokens per scored latent delphi: {delphi['tokens']:.0f}")
-    print(f"prompt tokens per scored latent ratio ours/delphi: {ours['tokens'] / delphi['tokens']:.3f}")
+    print(
+        f"prompt tokens per scored latent ratio ours/delphi: {ours['tokens'] / delphi['tokens']:.3f}"
+    )
     print(
         "uncached prompt tokens per scored latent ratio ours/delphi: "
         f"{ours['uncached'] / delphi['uncached']:.3f}"

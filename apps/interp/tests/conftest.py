@@ -29,6 +29,9 @@ def tiny_cache(tmp_path_factory):
         sae.W_enc.normal_(0, 1 / 6)
         sae.W_dec.copy_(sae.W_enc.T)
     sae.requires_grad_(False)
+    from sae_core import save
+
+    save(sae, root / "sae", hookpoint="resid_post.1")  # -> root/sae/resid_post.1/
     rng = torch.Generator().manual_seed(0)
     docs = []
     for _ in range(160):

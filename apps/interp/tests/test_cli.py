@@ -68,3 +68,42 @@ def test_missing_examples_named(tmp_path):
 
     with pytest.raises(RunDirError, match="examples stage"):
         Pipeline(tmp_path, preset("quick"), progress=False).load_examples(3)
+
+
+def test_intervention_scorer_from_the_cli(tiny_cache, tmp_path):
+    """`interp run --scorers intervention --subject M --sae S` steers the tiny SAE's decoder rows
+    into the tiny Llama (KL-matched), scores token-list explanations with the subject model as
+    judge, reports them, and a rerun of `interp score` skips every finished record."""
+    run_dir = tmp_path / "run"
+    common = [
+        "--subject",
+        str(tiny_cache / "model"),
+        "--sae",
+        str(tiny_cache / "sae" / "resid_post.1"),
+    ]
+    args = ["run", "--cache", str(tiny_cache / "cache"), "--model", str(tiny_cache / "model"),
+            "--run-dir", str(run_dir), "--latents", "0,1,2", "--preset", "quick",
+            "--explainers", "token_list", "--scorers", "intervention", *common]  # fmt: skip
+    res = runner.invoke(app, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    summ = json.loads((run_dir / "summary.json").read_text())
+    row = summ["scorers"]["intervention/token_list"]
+    assert row["metric"] == "nll_delta" and row["latents"] == 3
+    assert "intervention" in (run_dir / "report.md").read_text()
+    from autointerp.pipeline import load_scores
+
+    scored = [r for r in load_scores(run_dir) if r.scorer == "intervention" and r.value is not None]
+    assert scored and all(r.metrics["kl"] is not None for r in scored)
+    assert all(r.ci_lo <= r.value <= r.ci_hi for r in scored if r.n_pos >= 2)
+    # one stored generation run per latent that had steering prompts
+    assert len(list((run_dir / "steering").glob("latent_*.json"))) == len(scored)
+    res = runner.invoke(app, ["score", "--run-dir", str(run_dir), "--explainers", "token_list",
+                              "--scorers", "intervention", *common], catch_exceptions=False)  # fmt: skip
+    assert res.exit_code == 0 and "'skipped': 3" in res.output.replace("\n", "")
+
+
+def test_intervention_without_subject_names_the_fix(tmp_path):
+    res = runner.invoke(app, ["score", "--run-dir", str(tmp_path), "--scorers", "intervention"])
+    assert res.exit_code != 0
+    text = " ".join(res.output.replace("│", " ").split())
+    assert "pass --subject MODEL and --sae CODER_FOLDER" in text

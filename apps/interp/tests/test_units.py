@@ -18,11 +18,21 @@ def test_cache_units_neurons_and_random_sae(tmp_path):
     model, tok = tiny_model("llama", d=32, layers=2, vocab=512), tiny_tokenizer()
     sae = SparseCoder(SAEConfig(d_in=32, n_latents=64, activation="topk", k=4, site="resid_post.1"))
     sae.requires_grad_(False)
-    docs = [f"the cat number {i} saw a red ball near the old house and then slept" for i in range(60)]
+    docs = [
+        f"the cat number {i} saw a red ball near the old house and then slept" for i in range(60)
+    ]
     cfg = CacheConfig(ctx=32, batch_rows=16, progress=False)
     src = cache_units(
-        model, tok, sae, docs, tmp_path / "cu", ["neurons", "random_sae"], cfg,
-        site="resid_post.1", neuron_layer=1, neuron_k=4,
+        model,
+        tok,
+        sae,
+        docs,
+        tmp_path / "cu",
+        ["neurons", "random_sae"],
+        cfg,
+        site="resid_post.1",
+        neuron_layer=1,
+        neuron_k=4,
     )
     assert set(src) == {"neurons", "random_sae"}
     d_mlp = model.config.intermediate_size
@@ -33,13 +43,21 @@ def test_cache_units_neurons_and_random_sae(tmp_path):
     for i in firing[:20]:
         _, v = neu.latent(i)
         assert (v > 0).all()  # signed neuron values are read as their positive part
-    ex = ExampleBuilder(neu, ExampleConfig(n_negatives=5, n_ref_negatives=5), HashingEmbedder(64)).build(
-        firing[0]
-    )
+    ex = ExampleBuilder(
+        neu, ExampleConfig(n_negatives=5, n_ref_negatives=5), HashingEmbedder(64)
+    ).build(firing[0])
     assert ex.train and all(np.max(w.acts) > 0 for w in ex.train)
     # resumable: a second call reuses the complete cache
     again = cache_units(
-        model, tok, sae, docs, tmp_path / "cu", ["neurons", "random_sae"], cfg,
-        site="resid_post.1", neuron_layer=1, neuron_k=4,
+        model,
+        tok,
+        sae,
+        docs,
+        tmp_path / "cu",
+        ["neurons", "random_sae"],
+        cfg,
+        site="resid_post.1",
+        neuron_layer=1,
+        neuron_k=4,
     )
     assert again["random_sae"][1].n_latents == 64

@@ -31,16 +31,34 @@ def planted_run(tmp_path_factory):
 def test_export_formats(planted_run, tmp_path):
     res = runner.invoke(
         app,
-        ["export", "--run-dir", str(planted_run / "a"), "--format", "neuronpedia", "--out",
-         str(tmp_path / "np"), "--model-id", "m", "--source", "s"],
+        [
+            "export",
+            "--run-dir",
+            str(planted_run / "a"),
+            "--format",
+            "neuronpedia",
+            "--out",
+            str(tmp_path / "np"),
+            "--model-id",
+            "m",
+            "--source",
+            "s",
+        ],
     )
     assert res.exit_code == 0, res.output
     rec = json.loads((tmp_path / "np" / "0.json").read_text())
     assert rec["modelId"] == "m" and rec["index"] == "0" and rec["activations"]
     res = runner.invoke(
         app,
-        ["export", "--run-dir", str(planted_run / "a"), "--format", "jsonl", "--out",
-         str(tmp_path / "s.jsonl")],
+        [
+            "export",
+            "--run-dir",
+            str(planted_run / "a"),
+            "--format",
+            "jsonl",
+            "--out",
+            str(tmp_path / "s.jsonl"),
+        ],
     )
     assert res.exit_code == 0 and len((tmp_path / "s.jsonl").read_text().splitlines()) == 4
     res = runner.invoke(app, ["export", "--run-dir", str(planted_run / "a"), "--format", "csv"])

@@ -51,7 +51,12 @@ def test_export_writes_one_file_per_latent(planted, tmp_path):
     cfg = preset("quick")
     cfg = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, scorers=("embedding",)))
     Pipeline(
-        tmp_path / "run", cfg, OracleClient(), OracleEmbedder(), source=planted.source, progress=False
+        tmp_path / "run",
+        cfg,
+        OracleClient(),
+        OracleEmbedder(),
+        source=planted.source,
+        progress=False,
     ).run(latents=[0, 2])
     paths = export_neuronpedia(tmp_path / "run", tmp_path / "np", "m", "src")
     assert sorted(p.name for p in paths) == ["0.json", "2.json"]

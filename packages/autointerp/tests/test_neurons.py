@@ -8,7 +8,9 @@ from autointerp.store import write_record
 
 def _run(root, vals, scorer="detection", expl="default"):
     for i, v in enumerate(vals):
-        r = ScoreResult(latent=i, scorer=scorer, explainer=expl, metric="balanced_accuracy", value=v)
+        r = ScoreResult(
+            latent=i, scorer=scorer, explainer=expl, metric="balanced_accuracy", value=v
+        )
         write_record(root / "scores" / scorer / expl / f"latent_{i:07d}.json", "k", r.model_dump())
     return root
 

@@ -206,9 +206,9 @@ def test_usd_per_stage_from_price_table_and_unknown_without(planted, tmp_path):
     cfg = dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, scorers=("detection",)))
     client = OracleClient()
     client.usage.prices = PriceTable({"oracle": {"input": 1.0, "output": 2.0}})
-    Pipeline(tmp_path / "a", cfg, client, OracleEmbedder(), source=planted.source, progress=False).run(
-        latents=[0, 1]
-    )
+    Pipeline(
+        tmp_path / "a", cfg, client, OracleEmbedder(), source=planted.source, progress=False
+    ).run(latents=[0, 1])
     usage = json.loads((tmp_path / "a" / "summary.json").read_text())["usage"]
     for st in ("explain", "score:detection"):
         u = usage[st]

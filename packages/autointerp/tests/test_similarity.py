@@ -48,7 +48,9 @@ def test_explanation_matching_beats_shuffled_and_agrees_with_decoder():
     W = rng.normal(size=(6, 12))
     perm = rng.permutation(6)
     a = SAEView({i: f"mentions of {w}" for i, w in enumerate(words)}, W)
-    b = SAEView({int(perm[i]): f"mentions of {w}" for i, w in enumerate(words)}, W[np.argsort(perm)])
+    b = SAEView(
+        {int(perm[i]): f"mentions of {w}" for i, w in enumerate(words)}, W[np.argsort(perm)]
+    )
     e = match_saes(a, b, "explanations", embedder=HashingEmbedder(256))
     d = match_saes(a, b, "decoder")
     assert e.mean == pytest.approx(1.0, abs=1e-5) and e.baseline < e.mean
@@ -67,7 +69,10 @@ def test_greedy_fallback_is_one_to_one():
 def test_layer_matrix_diagonal_and_errors():
     rng = np.random.default_rng(3)
     base = rng.normal(size=(20, 10))
-    layers = [SAEView(W_dec=base + s * rng.normal(size=base.shape), name=f"L{k}") for k, s in enumerate((0.0, 0.3, 3.0))]
+    layers = [
+        SAEView(W_dec=base + s * rng.normal(size=base.shape), name=f"L{k}")
+        for k, s in enumerate((0.0, 0.3, 3.0))
+    ]
     out = layer_matrix(layers, methods=("decoder",))
     M = out["decoder"]
     assert out["labels"] == ["L0", "L1", "L2"]

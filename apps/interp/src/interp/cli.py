@@ -36,9 +36,44 @@ Explainers = Annotated[
     str,
     typer.Option(
         "--explainers",
-        help="comma list: default, contrastive, token_list, best_of_k, shuffled (baseline)",
+        help="comma list: default, contrastive, token_list, best_of_k, intervention (needs "
+        "--subject/--sae), shuffled (baseline)",
     ),
 ]
+
+
+Subject = Annotated[
+    str | None,
+    typer.Option(
+        "--subject",
+        help="intervention explainer/scorer: the subject model (lm-kit spec: smollm2, a folder)",
+    ),
+]
+SaePath = Annotated[
+    Path | None,
+    typer.Option("--sae", help="intervention: the sae-core coder folder whose latents are steered"),
+]
+Site = Annotated[
+    str | None, typer.Option("--site", help="intervention: hookpoint (default: the coder's site)")
+]
+JudgeModel = Annotated[
+    str | None,
+    typer.Option("--judge", help="intervention scorer's judge LM (default: the subject model)"),
+]
+
+
+def _steering(subject, sae, site, judge, needed: bool):
+    if not needed:
+        return None, None
+    if subject is None or sae is None:
+        raise typer.BadParameter(
+            "the intervention explainer/scorer steers the coder's decoder directions into the "
+            "subject model: pass --subject MODEL and --sae CODER_FOLDER",
+            param_hint="--subject/--sae",
+        )
+    from interp.llm_setup import make_steering
+
+    return make_steering(subject, sae, site, judge)
 
 
 def _split(s: str | None) -> list[str]:
@@ -66,6 +101,7 @@ def _pipeline(
     need_llm: bool = True,
     need_embed: bool = True,
     prices: Path | None = None,
+    steering=(None, None),
 ):
     from autointerp.pipeline import Pipeline
 
@@ -77,8 +113,16 @@ def _pipeline(
 
         client.usage.prices = PriceTable.from_yaml(prices)
     embedder = make_embedder() if need_embed else None
+    steerer, judge = steering
     return Pipeline(
-        run_dir, cfg, client, embedder, source=source, explainers=tuple(_split(explainers))
+        run_dir,
+        cfg,
+        client,
+        embedder,
+        source=source,
+        explainers=tuple(_split(explainers)),
+        steerer=steerer,
+        judge=judge,
     )
 
 
@@ -114,8 +158,13 @@ def run(
         str, typer.Option(help="comma list of scorers")
     ] = "detection,fuzzing,embedding",
     prices: Prices = None,
+    subject: Subject = None,
+    sae: SaePath = None,
+    site: Site = None,
+    judge: JudgeModel = None,
 ) -> None:
-    """cache -> examples -> explain -> score -> report; each stage skips finished latents."""
+    """cache -> examples -> explain -> score -> report; each stage skips finished latents.
+    The intervention explainer/scorer also need --subject and --sae."""
     from autointerp.source import SaeCoreCacheSource
     from lm_kit import load_model
     from sae_core.cache import LatentCache
@@ -126,7 +175,17 @@ def run(
     )
     _, tok = load_model(model)
     source = SaeCoreCacheSource(LatentCache.open(cache, coder=coder), tok)
-    pipe = _pipeline(run_dir, cfg, llm, llm_model, explainers, source=source, prices=prices)
+    need = "intervention" in _split(scorers) + _split(explainers)
+    pipe = _pipeline(
+        run_dir,
+        cfg,
+        llm,
+        llm_model,
+        explainers,
+        source=source,
+        prices=prices,
+        steering=_steering(subject, sae, site, judge, need),
+    )
     lat = _latents(latents, source.n_latents)
     console.print(pipe.run(latents=lat))
 
@@ -139,8 +198,12 @@ def explain(
     explainers: Explainers = "default",
     preset: Annotated[str | None, typer.Option()] = None,
     prices: Prices = None,
+    subject: Subject = None,
+    sae: SaePath = None,
+    site: Site = None,
 ) -> None:
     """Explain every latent with examples in RUN_DIR (skips finished ones)."""
+    need = "intervention" in _split(explainers)
     pipe = _pipeline(
         run_dir,
         _load_cfg(run_dir, preset),
@@ -149,6 +212,7 @@ def explain(
         explainers,
         need_embed="best_of_k" in explainers,
         prices=prices,
+        steering=_steering(subject, sae, site, None, need),
     )
     console.print(pipe.run(stages=["explain"]))
 
@@ -159,7 +223,8 @@ def score(
     scorers: Annotated[
         str,
         typer.Option(
-            help="comma list, e.g. detection,fuzzing,embedding,simulation,intruder,example_embedding"
+            help="comma list, e.g. detection,fuzzing,embedding,simulation,intruder,"
+            "example_embedding,intervention (needs --subject and --sae)"
         ),
     ] = "detection,fuzzing,embedding",
     llm: Llm = None,
@@ -167,10 +232,20 @@ def score(
     explainers: Explainers = "default",
     preset: Annotated[str | None, typer.Option()] = None,
     prices: Prices = None,
+    subject: Subject = None,
+    sae: SaePath = None,
+    site: Site = None,
+    judge: JudgeModel = None,
 ) -> None:
     """Score the stored explanations with any scorers (skips finished ones), then rebuild the report."""
     pipe = _pipeline(
-        run_dir, _load_cfg(run_dir, preset), llm, llm_model, explainers, prices=prices
+        run_dir,
+        _load_cfg(run_dir, preset),
+        llm,
+        llm_model,
+        explainers,
+        prices=prices,
+        steering=_steering(subject, sae, site, judge, "intervention" in _split(scorers)),
     )
     console.print(pipe.run(stages=["score", "report"], scorers=_split(scorers)))
 
@@ -311,7 +386,11 @@ def status(run_dir: RunDir) -> None:
         console.print(
             f"usage[{st}]: {int(u['requests'])} requests, {int(u['prompt_tokens'])} prompt + "
             f"{int(u['completion_tokens'])} completion tokens, {int(u['failures'])} failures, "
-            + ("USD unknown (no --prices)" if u.get("cost_usd") is None else f"${u['cost_usd']:.4f}")
+            + (
+                "USD unknown (no --prices)"
+                if u.get("cost_usd") is None
+                else f"${u['cost_usd']:.4f}"
+            )
         )
 
 

@@ -37,3 +37,36 @@ def make_embedder():
     from autointerp.embed import MiniLMEmbedder
 
     return MiniLMEmbedder()
+
+
+def make_steering(
+    subject: str, sae_path: str | Path, site: str | None = None, judge: str | None = None
+):
+    """Steerer (subject model + the coder's decoder rows at its hookpoint) and the intervention
+    judge LM (``judge``: an lm-kit model spec; default: a separate copy of the subject model, so
+    steering hooks never touch a model that an LLM client is using)."""
+    from autointerp.scorers.intervention import TransformersJudge
+    from autointerp.steering import Steerer
+    from lm_kit import load_model
+    from sae_core import load
+
+    sae = load(sae_path)
+    hook = site or getattr(sae.cfg, "site", None)
+    if not hook:
+        raise ValueError(
+            f"the coder at {sae_path} does not record its hookpoint; pass --site (e.g. resid_post.6)"
+        )
+    model, tok = load_model(subject)
+
+    def encode(h):
+        import torch
+
+        with torch.no_grad():
+            return sae.encode(h.to(sae.W_dec.dtype))
+
+    steerer = Steerer(model, tok, hook, sae.W_dec.detach(), encode=encode, name=subject)
+    jm, jt = load_model(judge or subject)
+    instruct = "instruct" in str(judge or subject).lower() or (judge or subject) == "smollm2"
+    return steerer, TransformersJudge(
+        jm, jt, name=f"judge:{judge or subject}", instruct_model=instruct
+    )

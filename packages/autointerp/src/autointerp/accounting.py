@@ -78,5 +78,7 @@ def usage_by_stage(rows: list[dict]) -> dict[str, dict[str, float]]:
                 a[k] += r.get(k) or 0
         # a stage's cost is unknown as soon as one row has no price (no row before: unknown)
         c = r.get("cost_usd")
-        a["cost_usd"] = None if c is None or a.get("cost_usd", 0.0) is None else a.get("cost_usd", 0.0) + c
+        a["cost_usd"] = (
+            None if c is None or a.get("cost_usd", 0.0) is None else a.get("cost_usd", 0.0) + c
+        )
     return agg

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from autointerp.sequential import SequentialRule
+from autointerp.steering import InterventionConfig
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class PipelineConfig:
     examples: ExampleConfig = field(default_factory=ExampleConfig)
     explain: ExplainConfig = field(default_factory=ExplainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    intervention: InterventionConfig = field(default_factory=InterventionConfig)
     concurrency: int = 16
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,10 +94,14 @@ class PipelineConfig:
         ex = dict(d.get("examples", {}))
         if "neg_mix" in ex:
             ex["neg_mix"] = tuple(ex["neg_mix"])
+        iv = dict(d.get("intervention", {}))
+        if "baselines" in iv:
+            iv["baselines"] = tuple(iv["baselines"])
         return PipelineConfig(
             examples=ExampleConfig(**ex),
             explain=ExplainConfig(**d.get("explain", {})),
             score=ScoreConfig(**sc),
+            intervention=InterventionConfig(**iv),
             concurrency=d.get("concurrency", 16),
         )
 

@@ -39,7 +39,9 @@ STAGES = ("examples", "explain", "score", "report")
 RETRY_FLAGS = {"all_failed", "insufficient"}  # records worth retrying on the next run
 PROMPTS_VERSION = 2  # bump when prompt wording changes: records made with old prompts are redone
 LLM_SCORERS = {"detection", "fuzzing", "simulation", "intruder"}
-SHUFFLED = "shuffled"  # baseline: another latent's explanation (a derangement over the run's latents)
+SHUFFLED = (
+    "shuffled"  # baseline: another latent's explanation (a derangement over the run's latents)
+)
 MODEL_FREE_EXPLAINERS = {"token_list", SHUFFLED}
 EMBED_SCORERS = {"embedding", "example_embedding"}
 
@@ -72,6 +74,8 @@ class Pipeline:
         source: ActivationSource | None = None,
         explainers: Sequence[str] = ("default",),
         progress: bool = True,
+        steerer=None,
+        judge=None,
     ) -> None:
         self.dir = Path(run_dir)
         self.cfg = cfg
@@ -81,6 +85,8 @@ class Pipeline:
         self.source = source
         self.explainers = tuple(explainers)
         self.progress = progress
+        self.steerer = steerer  # intervention explainer/scorer: subject model + decoder
+        self.judge = judge  # intervention scorer: NLL(explanation | passage)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.run_id = uuid.uuid4().hex[:8]
         self._write_manifest()
@@ -135,10 +141,14 @@ class Pipeline:
 
     def expl_key(self, explainer: str, i: int, ex_key: str) -> str:
         model = (
-            getattr(self.client, "model", None)
-            if explainer not in MODEL_FREE_EXPLAINERS
-            else None
+            getattr(self.client, "model", None) if explainer not in MODEL_FREE_EXPLAINERS else None
         )
+        extra: tuple = ()
+        if explainer == "intervention":
+            extra = (
+                getattr(self.steerer, "name", None),
+                dataclasses.asdict(self.cfg.intervention),
+            )
         return stage_key(
             "explain",
             ex_key,
@@ -146,6 +156,7 @@ class Pipeline:
             dataclasses.asdict(self.cfg.explain),
             model,
             PROMPTS_VERSION,
+            *extra,
         )
 
     def score_key(self, scorer: str, expl_key: str) -> str:
@@ -156,6 +167,12 @@ class Pipeline:
             model = getattr(self.embedder, "name", None)
         elif scorer == "surprisal":
             model = getattr(self.lm, "name", None)
+        elif scorer == "intervention":
+            model = (
+                getattr(self.steerer, "name", None),
+                getattr(self.judge, "name", None),
+                dataclasses.asdict(self.cfg.intervention),
+            )
         sc = dataclasses.asdict(self.cfg.score)
         sc.pop("scorers")
         return stage_key("score", expl_key, scorer, sc, model, PROMPTS_VERSION)
@@ -247,6 +264,8 @@ class Pipeline:
             temperature=e.temperature_k,
             embedder=self.embedder,
             select_by=e.select_by,
+            steerer=self.steerer,
+            intervention=self.cfg.intervention,
         )
 
     async def _explain_one(self, name, explainer, i, sem, counts) -> None:
@@ -317,9 +336,7 @@ class Pipeline:
                 key = stage_key("explain", exks[i], SHUFFLED, base, None)
             else:
                 text, donor_key = pool[j]
-                e = Explanation(
-                    latent=i, explainer=SHUFFLED, text=text, flags=[f"from_latent:{j}"]
-                )
+                e = Explanation(latent=i, explainer=SHUFFLED, text=text, flags=[f"from_latent:{j}"])
                 key = stage_key("explain", exks[i], SHUFFLED, base, donor_key, j)
             old, old_key = self._read_expl(SHUFFLED, i, exks[i])
             if old is not None and old_key == key:
@@ -345,6 +362,11 @@ class Pipeline:
                 raise RunDirError(
                     f"explainer {name!r} needs an LLM client (--llm URL or local:smollm2)"
                 )
+            if name == "intervention" and self.steerer is None:
+                raise RunDirError(
+                    "explainer 'intervention' needs the subject model and the coder's decoder "
+                    "(Pipeline(steerer=Steerer(...)); interp: --subject MODEL --sae PATH)"
+                )
             explainer = self._explainer(name)
             with _progress(len(latents), f"explain[{name}]", self.progress) as bar:
                 tasks = [self._explain_one(name, explainer, i, sem, counts) for i in latents]
@@ -366,7 +388,23 @@ class Pipeline:
             raise RunDirError(
                 "scorer 'surprisal' needs a base LM for log-probabilities (lm=TransformersLogprob(...))"
             )
-        return get_scorer(name, client=self.client, embedder=self.embedder, lm=self.lm, **kw)
+        if name == "intervention" and (self.steerer is None or self.judge is None):
+            raise RunDirError(
+                "scorer 'intervention' needs the subject model with the coder's decoder and a judge "
+                "LM (Pipeline(steerer=Steerer(...), judge=TransformersJudge(...)); interp: "
+                "--subject MODEL --sae PATH)"
+            )
+        return get_scorer(
+            name,
+            client=self.client,
+            embedder=self.embedder,
+            lm=self.lm,
+            steerer=self.steerer,
+            judge=self.judge,
+            intervention=self.cfg.intervention,
+            work_dir=self.dir / "steering",
+            **kw,
+        )
 
     async def _score_one(self, name, scorer, expl_name, i, sem, counts) -> None:
         ex, exk = self.load_examples(i)

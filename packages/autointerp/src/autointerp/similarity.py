@@ -103,7 +103,9 @@ def _match(
         flags.append("greedy")
     sim = S[r, c]
     pairs = np.stack([np.array(ia)[r], np.array(ib)[c]], axis=1) if len(r) else np.zeros((0, 2))
-    return MatchResult(method, pairs, sim, float(sim.mean()) if len(sim) else float("nan"), base, flags=flags)
+    return MatchResult(
+        method, pairs, sim, float(sim.mean()) if len(sim) else float("nan"), base, flags=flags
+    )
 
 
 def match_saes(
@@ -121,7 +123,9 @@ def match_saes(
     true pairs' similarity (chance level). ``method="decoder"``: cosine of decoder rows; also MMCS."""
     if method == "explanations":
         if embedder is None:
-            raise ValueError("method='explanations' needs an embedder (autointerp.embed.MiniLMEmbedder)")
+            raise ValueError(
+                "method='explanations' needs an embedder (autointerp.embed.MiniLMEmbedder)"
+            )
         ia = _sample([i for i, t in a.explanations.items() if t], max_latents, seed, "a")
         ib = _sample([i for i, t in b.explanations.items() if t], max_latents, seed, "b")
         if not ia or not ib:
@@ -159,12 +163,17 @@ def agreement(x: MatchResult, y: MatchResult) -> float:
 
 
 def layer_matrix(
-    runs: Sequence[SAEView], embedder=None, methods: Sequence[str] = ("explanations", "decoder"), **kw
+    runs: Sequence[SAEView],
+    embedder=None,
+    methods: Sequence[str] = ("explanations", "decoder"),
+    **kw,
 ) -> dict[str, np.ndarray | list[str]]:
     """L x L matrices of mean matched similarity per method (expect a diagonal band). Returned as
     ``{"labels": [...], method: ndarray}`` (numpy, not xarray: xarray is not a dependency)."""
     n = len(runs)
-    out: dict[str, np.ndarray | list[str]] = {"labels": [r.name or str(k) for k, r in enumerate(runs)]}
+    out: dict[str, np.ndarray | list[str]] = {
+        "labels": [r.name or str(k) for k, r in enumerate(runs)]
+    }
     for m in methods:
         M = np.full((n, n), np.nan)
         for i in range(n):

@@ -215,3 +215,78 @@ class OracleLogprob:
         return [
             sum(math.log(0.3) if w in lex else math.log(0.01) for w in _words(t)) for t in texts
         ]
+
+
+# --------------------------------------------------------------------------- steering fixtures
+class WordTokenizer:
+    """The planted corpus's word vocabulary as a minimal tokenizer (ids = vocab positions, id 0 =
+    ``<bos>``): enough for :class:`autointerp.steering.Steerer` and the intervention explainer."""
+
+    def __init__(self, vocab: list[str]) -> None:
+        self.vocab = list(vocab)
+        self._id = {w: i for i, w in enumerate(self.vocab)}
+        self.bos_token_id = 0
+        self.pad_token_id = 0
+        self.eos_token_id = None
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def get_vocab(self) -> dict[str, int]:
+        return dict(self._id)
+
+    def __call__(self, text: str, add_special_tokens: bool = False, **_: object) -> dict:
+        ids = [self._id[w] for w in text.split() if w in self._id]
+        return {"input_ids": ([0] if add_special_tokens else []) + ids}
+
+    def decode(self, ids, **_: object) -> str:
+        return "".join(" " + self.vocab[int(i)] for i in ids if int(i) != 0)
+
+
+def planted_steering_model(vocab: list[str], d: int = 32, scale: float = 40.0, seed: int = 0):
+    """A tiny random Llama over the planted word vocabulary (untied unembedding scaled by ``scale``
+    so steering moves the next-token distribution), and decoder rows for the planted latents: a
+    token-class latent's row is the mean unembedding row of its class's words (steering it promotes
+    them); other latents get random rows. Returns (model, W_dec [n_planted, d])."""
+    import torch
+    from lm_kit.tiny import tiny_model
+
+    from autointerp.synthetic import make_planted_corpus
+
+    model = tiny_model(
+        "llama", d=d, layers=2, vocab=len(vocab), seed=seed, tie_word_embeddings=False
+    )
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(scale)
+    emb = model.get_output_embeddings().weight.detach()
+    wid = {w: i for i, w in enumerate(vocab)}
+    planted = make_planted_corpus(n_docs=2).latents
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for p in planted:
+        if p.classes:
+            e = torch.stack([emb[wid[w]] for c in p.classes for w in WORDLISTS[c]]).mean(0)
+            e = e - emb.mean(0)
+        else:
+            e = torch.randn(d, generator=g)
+        rows.append(e / e.norm())
+    return model, torch.stack(rows)
+
+
+class OracleJudge:
+    """Deterministic intervention judge: ``NLL(z | passage)`` falls with the share of passage words
+    that the explanation's lexicon names (``-log((1 + hits) / (2 + words))``)."""
+
+    name = "oracle-judge"
+
+    def __init__(self, tok: WordTokenizer) -> None:
+        self.tok = tok
+
+    def nll(self, passages: list[list[int]], z: str) -> list[float]:
+        lex = lexicon(z)
+        out = []
+        for p in passages:
+            words = _words(self.tok.decode(p))
+            hits = sum(w in lex for w in words)
+            out.append(-math.log((1 + hits) / (2 + len(words))))
+        return out
