@@ -28,13 +28,13 @@ def test_cache_units_neurons_and_random_sae(tmp_path):
         sae,
         docs,
         tmp_path / "cu",
-        ["neurons", "random_sae"],
+        ["sae", "neurons", "random_sae"],
         cfg,
         site="resid_post.1",
         neuron_layer=1,
         neuron_k=4,
     )
-    assert set(src) == {"neurons", "random_sae"}
+    assert set(src) == {"sae", "neurons", "random_sae"}  # one model pass for all three
     d_mlp = model.config.intermediate_size
     assert src["neurons"][1].n_latents == d_mlp and src["random_sae"][1].n_latents == 64
     neu = src["neurons"][1]
@@ -54,10 +54,26 @@ def test_cache_units_neurons_and_random_sae(tmp_path):
         sae,
         docs,
         tmp_path / "cu",
-        ["neurons", "random_sae"],
+        ["sae", "neurons", "random_sae"],
         cfg,
         site="resid_post.1",
         neuron_layer=1,
         neuron_k=4,
     )
     assert again["random_sae"][1].n_latents == 64
+
+
+def test_demo_token_budgets_follow_the_sizes():
+    """The demo takes exactly its token budgets from whole articles: SAE-training chunks of at most
+    max_len-1 tokens, and cache documents cut so that >= min_docs articles share the budget."""
+    from interp.demo import FULL, QUICK, _take, _take_docs
+    from lm_kit.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    docs = [" ".join(f"word{i} w{j}" for j in range(400)) for i in range(60)]
+    chunks = _take(docs, tok, 5000, 256)
+    assert sum(map(len, chunks)) == 5000 and max(map(len, chunks)) <= 255
+    cache = _take_docs(docs, tok, 12_000, min_docs=40)
+    assert sum(map(len, cache)) == 12_000 and len(cache) >= 40
+    assert QUICK.cache_tokens == 30_000 and FULL.cache_tokens == 300_000  # spec: cache ~300k
+    assert FULL.n_latents_sae == 4608 and FULL.k == 32 and FULL.n_explain == 16

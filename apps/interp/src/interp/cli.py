@@ -411,6 +411,13 @@ def demo(
             help="unit types: sae, neurons, random_sae (default: all three; --quick: sae)"
         ),
     ] = None,
+    intervention: Annotated[
+        bool,
+        typer.Option(
+            "--intervention",
+            help="also run the KL-matched intervention scorer on the SAE latents (slower)",
+        ),
+    ] = False,
 ) -> None:
     """Offline end to end: SmolLM2-135M-Instruct + a sae-core TopK SAE, explained and scored by SmolLM2
     (local backend) unless --llm points at an OpenAI-compatible endpoint."""
@@ -423,6 +430,7 @@ def demo(
         llm_model,
         tuple(_split(explainers)),
         units=tuple(_split(units)) or None,
+        intervention=intervention,
     )
 
 

@@ -33,8 +33,8 @@ QUICK = DemoSize(
     train_tokens=40_000, cache_tokens=30_000, n_latents_sae=1536, k=32, n_explain=6, preset="quick"
 )
 FULL = DemoSize(
-    train_tokens=250_000,
-    cache_tokens=100_000,
+    train_tokens=150_000,
+    cache_tokens=300_000,
     n_latents_sae=4608,
     k=32,
     n_explain=16,
@@ -46,9 +46,31 @@ NEURON_LAYER = 6
 
 
 def _take(docs: list[str], tok, budget: int, max_len: int) -> list[list[int]]:
+    """Token-id chunks of at most ``max_len - 1`` tokens, cut from whole documents in order until
+    ``budget`` tokens (SAE training data: document boundaries do not matter there)."""
     out, n = [], 0
     for d in docs:
-        ids = tok(d, add_special_tokens=False)["input_ids"][: max_len - 1]
+        ids = tok(d, add_special_tokens=False)["input_ids"]
+        for k in range(0, len(ids), max_len - 1):
+            chunk = ids[k : k + max_len - 1][: budget - n]
+            if len(chunk) < 16:
+                continue
+            out.append(chunk)
+            n += len(chunk)
+            if n >= budget:
+                return out
+    return out
+
+
+def _take_docs(docs: list[str], tok, budget: int, min_docs: int = 40) -> list[list[int]]:
+    """Documents (token ids, each cut to ``budget // min_docs`` tokens so at least ``min_docs``
+    articles share the budget) until ``budget`` tokens. sae-core's cache splits long documents
+    into rows that keep their document id, so autointerp's train/test split by document stays a
+    split by article."""
+    per_doc = max(256, budget // min_docs)
+    out, n = [], 0
+    for d in docs:
+        ids = tok(d, add_special_tokens=False)["input_ids"][: min(per_doc, budget - n)]
         if len(ids) < 16:
             continue
         out.append(ids)
@@ -76,14 +98,17 @@ def cache_units(
     neuron_layer: int = NEURON_LAYER,
     neuron_k: int = 32,
 ) -> dict:
-    """Cache the comparison units over ``docs`` in one pass (resumable): ``neurons`` = the top-k MLP
-    down_proj inputs of ``neuron_layer`` (sae-core NeuronCoder), ``random_sae`` = sae-core
-    ``randomized(sae)``. Returns {unit: (LatentCache, SaeCoreCacheSource)}."""
+    """Cache every unit type over ``docs`` in ONE model pass (resumable): ``sae`` = the trained
+    coder, ``neurons`` = the top-k MLP down_proj inputs of ``neuron_layer`` (sae-core
+    NeuronCoder), ``random_sae`` = sae-core ``randomized(sae)``. Returns
+    {unit: (LatentCache, SaeCoreCacheSource)}."""
     from autointerp.source import SaeCoreCacheSource
     from sae_core.cache import LatentCache, cache_latents
     from sae_core.neurons import NeuronCoder, randomized
 
     coders: dict[str, dict] = {}
+    if "sae" in units:
+        coders.setdefault(site, {})["sae"] = sae
     if "random_sae" in units:
         coders.setdefault(site, {})["random_sae"] = randomized(sae, seed=0)
     if "neurons" in units:
@@ -101,6 +126,26 @@ def cache_units(
     return out
 
 
+def _intervention_parts(model, tok, sae):
+    """Steerer + judge on a private copy of the subject model (steering hooks must never touch the
+    model the local LLM client generates with); SmolLM2-Instruct as judge is labelled instruct."""
+    import copy
+
+    import torch
+    from autointerp.scorers.intervention import TransformersJudge
+    from autointerp.steering import Steerer
+
+    steer_model = copy.deepcopy(model)
+
+    def encode(h):
+        with torch.no_grad():
+            return sae.encode(h.to(sae.W_dec.dtype))
+
+    steerer = Steerer(steer_model, tok, SITE, sae.W_dec.detach(), encode=encode, name="smollm2")
+    judge = TransformersJudge(steer_model, tok, name="judge:smollm2", instruct_model=True)
+    return steerer, judge
+
+
 def run_demo(
     out: Path,
     quick: bool,
@@ -109,12 +154,12 @@ def run_demo(
     explainers: tuple[str, ...],
     size: DemoSize | None = None,
     units: tuple[str, ...] | None = None,
+    intervention: bool = False,
 ) -> Path:
     from autointerp.config import preset
     from autointerp.pipeline import Pipeline
-    from autointerp.source import SaeCoreCacheSource
     from lm_kit import load_model
-    from sae_core.cache import CacheConfig, LatentCache, cache_latents
+    from sae_core.cache import CacheConfig
     from sae_core.train import TrainConfig, train
 
     from interp.corpus import demo_corpus
@@ -134,11 +179,16 @@ def run_demo(
     model, tok = load_model("smollm2")
     docs, corpus_name = demo_corpus(out / "corpus.json")
     console.print(f"  corpus: {corpus_name}, {len(docs)} documents")
+    if corpus_name != "gensim Wikipedia sample":
+        console.print(
+            "  [yellow]gensim's Wikipedia sample was not found: using the fallback corpus "
+            "(not the spec's demo corpus); install gensim for the real one[/yellow]"
+        )
     rng = np.random.default_rng(0)
     order = rng.permutation(len(docs))
     half = len(docs) // 2
     train_docs = _take([docs[i] for i in order[:half]], tok, size.train_tokens, size.max_doc_tokens)
-    cache_docs = _take([docs[i] for i in order[half:]], tok, size.cache_tokens, size.max_doc_tokens)
+    cache_docs = _take_docs([docs[i] for i in order[half:]], tok, size.cache_tokens)
 
     # 1. activations for SAE training (lm-kit extraction, resumable)
     sae_dir = out / "sae"
@@ -179,39 +229,24 @@ def run_demo(
 
     hook_dirs = [p.parent for p in sae_dir.glob("*/cfg.json")]
     sae = load(hook_dirs[0])
-    # 2. sparse latent cache (sae-core, resumable)
+    # 2. sparse latent cache of every unit type, one model pass (sae-core, resumable)
     cache_dir = out / "cache"
     manifest = cache_dir / "manifest.json"
     done = manifest.exists() and json.loads(manifest.read_text()).get("complete")
-    _step(f"cache latents over {sum(map(len, cache_docs)):,} held-out tokens", bool(done))
-    if not done:
-        cache_latents(
-            model,
-            {SITE: sae},
-            cache_docs,
-            cache_dir,
-            CacheConfig(ctx=size.max_doc_tokens, batch_rows=8, top_n=256, reservoir=256),
-            tokenizer=tok,
-        )
-    cache = LatentCache.open(cache_dir)
-    sources = {"sae": (cache, SaeCoreCacheSource(cache, tok))}
-    extra = [u for u in units if u != "sae"]
-    if extra:
-        ucache_dir = out / "cache_units"
-        um = ucache_dir / "manifest.json"
-        udone = um.exists() and json.loads(um.read_text()).get("complete")
-        _step(f"cache {', '.join(extra)} over the same tokens", bool(udone))
-        sources.update(
-            cache_units(
-                model,
-                tok,
-                sae,
-                cache_docs,
-                ucache_dir,
-                extra,
-                CacheConfig(ctx=size.max_doc_tokens, batch_rows=8, top_n=256, reservoir=256),
-            )
-        )
+    _step(
+        f"cache {', '.join(units)} over {sum(map(len, cache_docs)):,} held-out tokens "
+        f"({len(cache_docs)} articles)",
+        bool(done),
+    )
+    sources = cache_units(
+        model,
+        tok,
+        sae,
+        cache_docs,
+        cache_dir,
+        units,
+        CacheConfig(ctx=size.max_doc_tokens, batch_rows=8, top_n=256, reservoir=256),
+    )
     cfg = preset(size.preset)
     target = llm or "local:smollm2"
     client = make_llm(
@@ -223,6 +258,9 @@ def run_demo(
     if target.startswith("local:"):
         cfg = dataclasses.replace(cfg, concurrency=16)
     embedder = make_embedder()
+    steerer = judge = None
+    if intervention:
+        steerer, judge = _intervention_parts(model, tok, sae)
     runs: dict[str, Path] = {}
     for unit in units:
         ucache, source = sources[unit]
@@ -242,7 +280,25 @@ def run_demo(
         )
         # 4. explain + score (progress bars per stage; finished latents are skipped)
         run_dir = out / ("run" if unit == "sae" else f"run_{unit}")
-        pipe = Pipeline(run_dir, cfg, client, embedder, source=source, explainers=explainers)
+        ucfg = cfg
+        if steerer is not None and unit == "sae":  # steering needs the SAE's decoder rows
+            from autointerp.steering import InterventionConfig
+
+            ucfg = dataclasses.replace(
+                cfg,
+                score=dataclasses.replace(cfg.score, scorers=cfg.score.scorers + ("intervention",)),
+                intervention=InterventionConfig(n_score=10 if quick else 20, n_explain=10),
+            )
+        pipe = Pipeline(
+            run_dir,
+            ucfg,
+            client,
+            embedder,
+            source=source,
+            explainers=explainers,
+            steerer=steerer if unit == "sae" else None,
+            judge=judge if unit == "sae" else None,
+        )
         summary = pipe.run(latents=lat)
         console.print(f"  {unit}: {summary}")
         runs[unit] = run_dir
