@@ -82,3 +82,29 @@ def test_load_errors_name_the_problem(tmp_path, fitted):
     save_file(bad, tmp_path / "m" / "model.safetensors")
     with pytest.raises(DPKPersistenceError, match="missing tensor"):
         DPK.load(tmp_path / "m")
+
+
+def test_round_trip_keeps_piecewise_trend_level_offset_and_scale_calibration(tmp_path):
+    rng = np.random.default_rng(1)
+    t = np.arange(600, dtype=float)
+    y = 0.01 * t + np.cos(2 * np.pi * t / 24) + rng.normal(0, 0.3, 600)
+    m = DPK(
+        periods=[24],
+        trend="piecewise",
+        n_changepoints=4,
+        changepoint_range=0.9,
+        level_window=48,
+        calibration="scale",
+        val_span=100,
+        epochs=5,
+        search_cutoff=0,
+        seed=0,
+    ).fit(y)
+    assert m.scale_calibration_ is not None and float(m.net_.level_offset.abs().sum()) > 0
+    m.save(tmp_path / "m")
+    m2 = DPK.load(tmp_path / "m")
+    np.testing.assert_array_equal(m2.scale_calibration_, m.scale_calibration_)
+    a, b = m.predict(horizon=50), m2.predict(horizon=50)
+    np.testing.assert_allclose(
+        np.asarray(a.quantile([0.1, 0.9])), np.asarray(b.quantile([0.1, 0.9]))
+    )

@@ -102,3 +102,24 @@ def test_min_epochs_keeps_early_stopping_from_picking_epoch_0():
     y = np.cos(2 * np.pi * np.arange(400) / 24) + rng.normal(size=400)
     m = DPK(periods=[24], epochs=60, patience=2, min_epochs=20, search_cutoff=0, seed=0).fit(y)
     assert m.history_["best_epoch"][0] >= 19
+
+
+def test_calibration_folds_pool_earlier_blocks_from_refitted_models():
+    rng = np.random.default_rng(4)
+    T = 4000
+    t = np.arange(T, dtype=float)
+    y = 5 + 2 * np.cos(2 * np.pi * t / 24) + 0.5 * rng.standard_t(3, size=T)
+    m = DPK(
+        periods=[24],
+        trend="constant",
+        epochs=10,
+        lr=1e-2,
+        search_cutoff=0,
+        calibration="scale",
+        val_span=600,
+        calibration_folds=3,
+        seed=0,
+    ).fit(y)
+    assert m.history_["calibration_blocks"] == [3]  # the tail + 2 refitted earlier blocks
+    s_true = stats.t.ppf(0.9, 3) / (np.sqrt(3) * stats.norm.ppf(0.9))
+    assert abs(m.scale_calibration_[0] - s_true) < 0.12, (m.scale_calibration_, s_true)

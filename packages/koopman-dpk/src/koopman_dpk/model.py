@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
+import shutil
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import ndtri as special_ndtri
 
 from .distributions import get_distribution
 from .distributions.base import Distribution
@@ -58,12 +64,14 @@ class DPKConfig:
     conformal: bool = False
     calibration: str = "none"  # "scale": widen/narrow the PIT in normal scores (validation tail)
     calibration_level: float = 0.8  # the central interval that "scale" makes nominal
+    calibration_folds: int = 1  # "scale": validation blocks (the tail + earlier refitted folds)
     scaling: str = "standard"
     allow_single_cycle: bool = False
     seed: int = 0
     device: str = "cpu"
     num_threads: int | None = 1  # torch intra-op threads during fit (tiny models: 1 is fastest)
     progress: bool = False
+    checkpoint_dir: str | None = None  # per-epoch resumable training checkpoints (Ctrl-C safe)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -218,6 +226,7 @@ class DPK:
             Y, cov, w, m = Y[order], cov[order], w[order], m[order]
         axis, tau = TimeAxis.fit(raw_times)
         Y, keep = drop_missing(Y)
+        kept_times = raw_times[keep]
         tau, cov, w, m = tau[keep], cov[keep], w[keep], m[keep]
         if not keep[0]:
             # t0 must be the first *training* time so that tau >= 0
@@ -346,8 +355,11 @@ class DPK:
         )
         tr = data.subset(torch.as_tensor(tr_idx))
         va = data.subset(torch.as_tensor(va_idx)) if len(va_idx) else None
+        ckpt = self._checkpoint_paths(tau, Ys, cov, w, m)
         with _deterministic(self.config.device), _threads(self.config.num_threads):
-            self.history_ = train(self.net_, self.dist, tr, va, settings, gen)
+            self.history_ = self._train_interruptible(
+                tr, va, settings, gen, ckpt, "main", keep_last=False
+            )
         self._check_finite()
         self.n_parameters_ = count_parameters(self.net_)
         self.training_range_ = (float(tau[0]), float(tau[-1]))
@@ -360,7 +372,10 @@ class DPK:
         if c.conformal:
             self._calibrate(tau[va_idx], cov[va_idx], Y[va_idx])
         if c.calibration == "scale":
-            self._calibrate_scale(tau[va_idx], cov[va_idx], Y[va_idx])
+            z = [self._validation_abs_z(tau[va_idx], cov[va_idx], Y[va_idx])]
+            z += self._fold_abs_z(kept_times, tau, cov, Y, val_fraction * span)
+            self.history_["calibration_blocks"] = [len(z)]
+            self._set_scale_calibration(np.concatenate(z))
         if c.refit_full and len(va_idx):
             # Retrain from the same initial weights on all data (validation tail included) for
             # the best number of epochs, keeping the periods found. A conformal calibration
@@ -380,15 +395,59 @@ class DPK:
             )
             gen_full = torch.Generator().manual_seed(c.seed)
             with _deterministic(self.config.device), _threads(self.config.num_threads):
-                hist = train(self.net_, self.dist, data, None, full, gen_full, keep_last=True)
+                hist = self._train_interruptible(
+                    data, None, full, gen_full, ckpt, "refit", keep_last=True
+                )
             self._check_finite()
             self.history_["refit_epochs"] = [n_ep]
             self.history_["refit_train_loss"] = hist["train_loss"]
         self._set_level_offset(tau, cov, Y)
+        if ckpt is not None:  # the fit is complete: its checkpoints are no longer needed
+            for phase in ("main", "refit"):
+                shutil.rmtree(ckpt[0] / phase, ignore_errors=True)
         self.ar_ = None
         if c.residual_ar > 0:
             self._fit_residual_ar(tau, cov, Y)
         return self
+
+    def _checkpoint_paths(self, tau, Ys, cov, w, m) -> tuple[Path, str] | None:
+        """(directory, fingerprint of data + settings) when checkpoint_dir is set."""
+        if not self.config.checkpoint_dir:
+            return None
+        h = hashlib.sha256()
+        cfg = {
+            k: v for k, v in asdict(self.config).items() if k not in ("checkpoint_dir", "progress")
+        }
+        h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+        for a in (tau, Ys, cov, w, m):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return Path(self.config.checkpoint_dir), h.hexdigest()[:16]
+
+    def _train_interruptible(self, tr, va, settings, gen, ckpt, phase, keep_last):
+        path, fp = (None, "") if ckpt is None else (ckpt[0] / phase, f"{ckpt[1]}-{phase}")
+        try:
+            return train(
+                self.net_,
+                self.dist,
+                tr,
+                va,
+                settings,
+                gen,
+                keep_last=keep_last,
+                checkpoint=path,
+                fingerprint=fp,
+                on_epoch_end=self._on_epoch_end,
+            )
+        except KeyboardInterrupt:
+            if path is not None:
+                warnings.warn(
+                    f"fit interrupted; the last finished epoch is checkpointed in {path}. Call "
+                    "fit again with the same data and settings to resume.",
+                    stacklevel=3,
+                )
+            raise
+
+    _on_epoch_end = None  # test hook: called with the epoch number after each epoch
 
     def _trend_init(
         self, tau: np.ndarray, Ys: np.ndarray, span: float, pinned: Sequence[float] = ()
@@ -624,13 +683,8 @@ class DPK:
             mu = params[self.dist.param_names[0]][0]
             self.residual_calibration_ = np.sort(Y - mu, axis=0)
 
-    def _calibrate_scale(self, tau: np.ndarray, cov: np.ndarray, Y: np.ndarray) -> None:
-        """Scale calibration on the validation tail (out of sample for the validation model):
-        with z = Phi^-1(PIT) of the validation points, s = q_level(|z|) / Phi^-1((1 + level) / 2),
-        so the central `calibration_level` interval of the transformed forecast
-        u -> Phi(Phi^-1(u) / s) covers the validation tail at the nominal rate. With a
-        validation tail as long as the forecast horizon, s absorbs the growth of forecast errors
-        with lead (trend drift, level shifts) that the in-sample likelihood cannot see."""
+    def _validation_abs_z(self, tau: np.ndarray, cov: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """|Phi^-1(PIT)| of held-out points under the current (validation) model."""
         from scipy import special
 
         if len(tau) < 20:
@@ -645,9 +699,60 @@ class DPK:
         u = np.asarray(Forecast(self.dist, params, seed=self.config.seed).pit(Y)).reshape(
             len(Y), -1
         )
-        z = np.abs(special.ndtri(np.clip(u, 1e-9, 1 - 1e-9)))
+        return np.abs(special.ndtri(np.clip(u, 1e-9, 1 - 1e-9)))
+
+    def _fold_abs_z(
+        self, times: Any, tau: np.ndarray, cov: np.ndarray, Y: np.ndarray, block: float
+    ) -> list[np.ndarray]:
+        """Extra calibration blocks: for k = 1..calibration_folds-1 a model with the same
+        settings is fitted on the data before end - (k+1) * block... end - k * block and
+        scored on that block (rolling origins inside the training data). Folds too short to
+        fit are skipped."""
+        c = self.config
+        out: list[np.ndarray] = []
+        if c.calibration_folds <= 1:
+            return out
+        aux_cfg = {
+            **asdict(c),
+            "calibration": "none",
+            "calibration_folds": 1,
+            "progress": False,
+            "checkpoint_dir": None,
+        }
+        for k in range(1, c.calibration_folds):
+            end = tau[-1] - k * block
+            fit_sel = tau <= end
+            test_sel = (tau > end) & (tau <= end + block)
+            if test_sel.sum() < 20:
+                continue
+            cv = cov if cov.shape[1] else None
+            try:
+                aux = DPK.from_config(aux_cfg)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    aux.fit(
+                        Y[fit_sel],
+                        times=times[fit_sel],
+                        covariates=None if cv is None else cv[fit_sel],
+                    )
+                    fc = aux.predict(
+                        times=times[test_sel], covariates=None if cv is None else cv[test_sel]
+                    )
+            except DPKInputError:
+                continue
+            u = np.asarray(fc.pit(Y[test_sel])).reshape(int(test_sel.sum()), -1)
+            out.append(np.abs(special_ndtri(np.clip(u, 1e-9, 1 - 1e-9))))
+        return out
+
+    def _set_scale_calibration(self, abs_z: np.ndarray) -> None:
+        """Scale calibration from held-out normal scores z = Phi^-1(PIT):
+        s = q_level(|z|) / Phi^-1((1 + level) / 2), so that the central `calibration_level`
+        interval of the transformed forecast u -> Phi(Phi^-1(u) / s) covers the held-out
+        blocks at the nominal rate. With blocks as long as the forecast horizon, s absorbs the
+        growth of forecast errors with lead (trend drift, level shifts) that the in-sample
+        likelihood cannot see."""
         level = self.config.calibration_level
-        s = np.quantile(z, level, axis=0) / special.ndtri(0.5 + level / 2)
+        s = np.quantile(abs_z, level, axis=0) / special_ndtri(0.5 + level / 2)
         self.scale_calibration_ = np.clip(s, 1e-2, 1e2)
 
     def _fit_residual_ar(self, tau: np.ndarray, cov: np.ndarray, Y: np.ndarray) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .distributions.base import Distribution
 from .errors import DPKDivergenceError
 from .freqsearch import phase_grid, search_slot
@@ -170,17 +173,34 @@ def train(
     s: TrainSettings,
     generator: torch.Generator,
     keep_last: bool = False,
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
+    on_epoch_end: Callable[[int], None] | None = None,
 ) -> dict[str, list[float]]:
     """Fit `net` in place; returns the history. Restores the best weights (the last ones with
-    `keep_last`, for a refit of a fixed number of epochs); raises on divergence."""
+    `keep_last`, for a refit of a fixed number of epochs); raises on divergence.
+
+    With `checkpoint` (a directory), the complete loop state is written after every epoch and
+    a matching checkpoint found at the start is resumed (see `checkpoint.py`)."""
     opt = make_optimizer(net, s)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "search_changes": []}
     best_state = copy.deepcopy(net.state_dict())
     best_val = math.inf
     best_epoch = 0
     bad_epochs = 0
+    first_epoch = 0
+    if checkpoint is not None:
+        restored = load_checkpoint(checkpoint, fingerprint, net, opt, generator)
+        if restored is not None:
+            best_state, meta = restored
+            history = meta["history"]
+            best_val, best_epoch = float(meta["best_val"]), int(meta["best_epoch"])
+            bad_epochs, first_epoch = int(meta["bad_epochs"]), int(meta["next_epoch"])
+            if meta.get("done"):
+                first_epoch = s.epochs
     n = len(train_data)
-    bar = tqdm(range(s.epochs), desc="DPK fit", disable=not s.progress, leave=False)
+    bar = tqdm(range(first_epoch, s.epochs), desc="DPK fit", disable=not s.progress, leave=False)
+    stopped = False
     for epoch in bar:
         if (
             epoch > 0
@@ -226,8 +246,22 @@ def train(
             best_state = copy.deepcopy(net.state_dict())
         else:
             bad_epochs += 1
-            if bad_epochs >= s.patience:
-                break
+            stopped = bad_epochs >= s.patience
+        if checkpoint is not None:
+            meta = {
+                "fingerprint": fingerprint,
+                "next_epoch": epoch + 1,
+                "best_val": best_val,
+                "best_epoch": best_epoch,
+                "bad_epochs": bad_epochs,
+                "history": history,
+                "done": stopped or epoch + 1 >= s.epochs,
+            }
+            save_checkpoint(checkpoint, net, best_state, opt, generator, meta)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+        if stopped:
+            break
     net.load_state_dict(best_state)
     history["best_epoch"] = [best_epoch]
     history["best_val_loss"] = [best_val]
