@@ -274,7 +274,10 @@ def run_width(args, model, rowset, n: int, layer: int, t_full: Timer | None) -> 
     print(f"ratio cache/bare {tag}: {tps['cache'] / tps['bare']:.3f}")
     print(f"ratio cache/dense-baseline {tag}: {tps['cache'] / tps['dense']:.3f}")
     print(f"ratio cache/physical-limit {tag}: {t_cache.wall / phys:.3f}")
+    # CPU seconds (user+sys, all threads) are less affected by other jobs on a shared machine
+    print(f"cpu ratio cache/bare {tag}: {t_bare.cpu / t_cache.cpu:.3f}")
     print(f"cpu ratio cache/dense-baseline {tag}: {t_dense.cpu / t_cache.cpu:.3f}")
+    print(f"cpu ratio cache/physical-limit {tag}: {t_cache.cpu / (t_bare.cpu + t_enc.cpu):.3f}")
     if t_full is not None:
         t_delphi = t_dense.wall - t_bare.wall + t_full.wall
         print(f"ratio cache/delphi-full-forward (derived) {tag}: {t_delphi / t_cache.wall:.3f}")

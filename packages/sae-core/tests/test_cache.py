@@ -120,7 +120,12 @@ def test_kill_and_resume_is_identical(tmp_path, model_tok, sae):
     model, tok = model_tok
     docs = _docs()
     ref = cache_latents(
-        model, {SITE: sae}, docs, tmp_path / "ref", _cfg(checkpoint_every_batches=1), tokenizer=tok
+        model,
+        {SITE: sae},
+        docs,
+        tmp_path / "ref",
+        _cfg(checkpoint_every_batches=1, cooccurrence_bins=32),
+        tokenizer=tok,
     )
 
     class Killed(Exception):
@@ -137,7 +142,7 @@ def test_kill_and_resume_is_identical(tmp_path, model_tok, sae):
             {SITE: sae},
             docs,
             out,
-            _cfg(checkpoint_every_batches=2),
+            _cfg(checkpoint_every_batches=2, cooccurrence_bins=32),
             tokenizer=tok,
             on_batch=die_after_3,
         )
@@ -150,7 +155,7 @@ def test_kill_and_resume_is_identical(tmp_path, model_tok, sae):
         {SITE: sae},
         docs,
         out,
-        _cfg(checkpoint_every_batches=2),
+        _cfg(checkpoint_every_batches=2, cooccurrence_bins=32),
         tokenizer=tok,
         on_batch=seen.append,
     )
@@ -219,3 +224,41 @@ def test_bad_input(tmp_path, model_tok, sae):
     with pytest.raises(CacheError, match="different settings"):
         cache_latents(model, {SITE: sae}, _docs(seed=1), tmp_path / "x", _cfg(), tokenizer=tok)
     assert_no_hooks(model)
+
+
+def test_cooccurrence_sketch_against_exact_jaccard(tmp_path, model_tok, sae):
+    from sae_core.cache import MinHashSketch
+
+    model, tok = model_tok
+    c = LatentCache.open(
+        cache_latents(
+            model,
+            {SITE: sae},
+            _docs(),
+            tmp_path / "c",
+            _cfg(cooccurrence_bins=128, spill_mb=0.02),
+            tokenizer=tok,
+        )
+    )
+    toks = [c.latent(i)[0] for i in range(sae.n_latents)]
+    # the streamed sketch equals one built from the finished CSR (order/spill independent)
+    ref = MinHashSketch(sae.n_latents, 128, seed=0)
+    for i, t in enumerate(toks):
+        ref.update(np.full(t.size, i), t)
+    assert np.array_equal(c.cooccurrence_sketch, ref.table)
+    errs = []
+    for i in range(sae.n_latents):
+        est = c.jaccard(i, None)
+        for j in range(i + 1, sae.n_latents):
+            a, b = set(toks[i].tolist()), set(toks[j].tolist())
+            if len(a | b) >= 20:
+                errs.append(est[j] - len(a & b) / len(a | b))
+                assert c.jaccard(i, j) == est[j]
+    errs = np.asarray(errs)
+    assert errs.size > 100
+    assert abs(errs.mean()) < 0.02 and np.abs(errs).mean() < 0.05
+    c2 = LatentCache.open(
+        cache_latents(model, {SITE: sae}, _docs(), tmp_path / "d", _cfg(), tokenizer=tok)
+    )
+    with pytest.raises(CacheError, match="cooccurrence_bins=128"):
+        c2.jaccard(0, 1)

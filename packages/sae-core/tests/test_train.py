@@ -158,3 +158,29 @@ def test_transcoder_and_batchtopk_training(tmp_path):
     assert bt.cfg.batchtopk_mode == "threshold" and float(bt.threshold) > 0
     l0 = (bt.encode(torch.from_numpy(x[:500])) > 0).sum(1).float().mean()
     assert 1 <= float(l0) <= 16  # the learned threshold keeps roughly k per token
+
+
+def test_shuffle_buffer_order():
+    from sae_core.train.trainer import ShuffleOrder
+
+    n, W = 1000, 64
+    o = ShuffleOrder(n, W, seed=3)
+    for epoch in range(3):
+        rows = o.take(epoch * n, n)
+        assert np.array_equal(np.sort(rows), np.arange(n))  # each epoch is a permutation
+        # the buffer bounds locality: any W consecutive positions touch at most two windows
+        # (three when the short last window lies between them)
+        for p in range(0, n - W, 7):
+            touched = np.unique(rows[p : p + W] // W)
+            assert touched.size <= 2 or (touched.size == 3 and n // W in touched)
+    e0, e1 = o.take(0, n), o.take(n, n)
+    assert not np.array_equal(e0, e1)  # reshuffled per epoch
+    # stateless: any split of the stream into takes gives the same rows (resume is exact)
+    fresh = ShuffleOrder(n, W, seed=3)
+    parts = [fresh.take(p, 37) for p in range(0, 3 * n, 37)]
+    assert np.array_equal(np.concatenate(parts)[: 3 * n], np.concatenate([o.take(0, 3 * n)]))
+    # rows of one window are shuffled within it (not left in file order)
+    assert not np.array_equal(np.sort(e0[:W]), e0[:W])
+    # global mode: one permutation per epoch, as rng([seed, epoch]).permutation(n)
+    g = ShuffleOrder(n, W, seed=3, mode="global")
+    assert np.array_equal(g.take(n, n), np.random.default_rng([3, 1]).permutation(n))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sae_core.cache.sketch import jaccard_from_bins
 from sae_core.cache.stats import LatentStats
 from sae_core.cache.topn import window_hash
 from sae_core.errors import CacheError
@@ -194,6 +195,28 @@ class LatentCache:
         h = self._res["hash"][i]
         ok = h != np.iinfo(np.uint64).max
         return h[ok], self._res["key"][i][ok].astype(np.int64), self._res["val"][i][ok]
+
+    @cached_property
+    def cooccurrence_sketch(self) -> np.ndarray:
+        """[n_latents, bins] uint32 one-permutation MinHash bins of each latent's firing tokens."""
+        path = self.root / self.coder / "cooccurrence.npz"
+        if not path.is_file():
+            raise CacheError(
+                f"{self.root} ({self.coder}) has no co-occurrence sketch; rebuild the cache with "
+                "CacheConfig(cooccurrence_bins=128)"
+            )
+        with np.load(path) as z:
+            return z["minhash"]
+
+    def jaccard(self, i: int, j: int | np.ndarray | None = None) -> float | np.ndarray:
+        """MinHash estimate of |T_i ∩ T_j| / |T_i ∪ T_j| over the tokens where latents fire
+        (``j`` an array or None = all latents: a vector), in O(bins) per pair."""
+        t = self.cooccurrence_sketch
+        if j is None:
+            return jaccard_from_bins(t[i][None, :], t)
+        if np.ndim(j) == 0:
+            return float(jaccard_from_bins(t[i], t[int(j)]))
+        return jaccard_from_bins(t[i][None, :], t[np.asarray(j)])
 
     def max_activation(self, i: int | None = None) -> float:
         return float(self.stats.max.max() if i is None else self.stats.max[i])

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sae_core.cache.rows import RowSet, build_rows, tokenize_documents
+from sae_core.cache.sketch import MinHashSketch
 from sae_core.cache.stats import LatentStats
 from sae_core.cache.topn import SegmentedTopN, window_hash
 from sae_core.errors import CacheError
@@ -43,6 +44,8 @@ class CacheConfig:
     seed: int = 0
     exclude_tokens: list[int] = field(default_factory=list)
     latents: dict[str, list[int]] | None = None  # coder key -> subset of latents to store
+    # co-occurrence MinHash sketch: bins per latent (0 = off; 128 gives Jaccard +-0.04 at J = 0.3)
+    cooccurrence_bins: int = 0
     shard_max_mb: float = 512.0
     # Bounds everything the cache holds on top of the model and coders: top-N/reservoir tables,
     # candidate buffers, statistics, one encode chunk and the spill buffers (the rest).
@@ -63,6 +66,8 @@ class CacheConfig:
             "shard_max_mb",
         ):
             d.pop(k)
+        if not d["cooccurrence_bins"]:  # off: hashes like caches made before the option existed
+            d.pop("cooccurrence_bins")
         return d
 
 
@@ -76,6 +81,7 @@ class _CoderState:
     topn: SegmentedTopN
     res: SegmentedTopN
     subset: np.ndarray | None
+    sketch: MinHashSketch | None = None
     buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     buf_entries: int = 0
     runs: list[str] = field(default_factory=list)
@@ -233,6 +239,9 @@ def cache_latents(
                 # reservoir: order = high 32 bits of the window hash, key, window max: 12 B/slot
                 SegmentedTopN(c.n_latents, cfg.reservoir, np.uint32, key_dtype),
                 subset,
+                MinHashSketch(c.n_latents, cfg.cooccurrence_bins, cfg.seed)
+                if cfg.cooccurrence_bins
+                else None,
             )
         )
     plan = memory_plan(states, cfg)  # refuses a budget that cannot hold, before writing anything
@@ -253,6 +262,7 @@ def cache_latents(
     budget_entries = int(plan["spill_bytes"] / 2 / entry_bytes)
     chunk_rows = plan["chunk_rows"]
     last_flush = time.monotonic()
+    state_seconds = 0.0
     batches_since = 0
     cpr = -(-ctx // cfg.window)
     bar = tqdm(
@@ -307,16 +317,28 @@ def cache_latents(
         bar.update(1)
         if on_batch is not None:
             on_batch(b)
+        if b == n_batches - 1:
+            # the last spill runs go straight to finalize without a checkpoint of the tables
+            # (a kill during finalize resumes from the previous checkpoint and redoes the batches
+            # after it, which gives the same files)
+            flush_id += 1
+            _flush(out, states, b + 1, flush_id, skipped, commit=False)
+            break
         buffered = sum(st.buf_entries for st in states)
+        # time-based checkpoints write the whole tables (n·(8N+12R) bytes): space them so that
+        # writing them costs at most ~2% of the run
+        interval = max(cfg.checkpoint_every_s, 50 * state_seconds)
         due = (
             buffered > budget_entries
-            or time.monotonic() - last_flush > cfg.checkpoint_every_s
+            or time.monotonic() - last_flush > interval
             or (cfg.checkpoint_every_batches and batches_since >= cfg.checkpoint_every_batches)
         )
-        if due or b == n_batches - 1:
+        if due:
             flush_id += 1
+            t_state = time.monotonic()
             _flush(out, states, b + 1, flush_id, skipped)
             last_flush, batches_since = time.monotonic(), 0
+            state_seconds = last_flush - t_state
     bar.close()
     _finalize(out, states, manifest, skipped, tok_bytes, cfg)
     return out
@@ -341,13 +363,13 @@ def memory_plan(states: list[_CoderState], cfg: CacheConfig) -> dict[str, Any]:
     budget = int(cfg.ram_budget_mb * 2**20)
     heaps = sum(st.topn.table_bytes() + st.res.table_bytes() for st in states)
     cand = sum(st.topn.buffer_bytes() + st.res.buffer_bytes() for st in states)
-    stats = sum(40 * st.n for st in states)
+    stats = sum(40 * st.n + (st.sketch.nbytes() if st.sketch else 0) for st in states)
     # one dense [chunk, n] f32 block of pre-activations per encode: a quarter of the budget at most,
-    # and the coders' own 256 MiB default; at least 16 rows
+    # the coders' own 256 MiB default, and no more rows than a batch has; at least 16 rows
     chunk_rows, enc = {}, 0
     for st in states:
         own = st.coder.chunk_rows() if hasattr(st.coder, "chunk_rows") else 1 << 30
-        rows = max(16, min(own, budget // 4 // (4 * st.n)))
+        rows = max(16, min(own, budget // 4 // (4 * st.n), cfg.batch_rows * cfg.ctx))
         chunk_rows[st.key] = rows
         enc = max(enc, rows * 4 * st.n)
     fixed = heaps + cand + stats + enc
@@ -360,7 +382,7 @@ def memory_plan(states: list[_CoderState], cfg: CacheConfig) -> dict[str, Any]:
             raise CacheError(
                 f"ram_budget_mb={cfg.ram_budget_mb:g} is too small for these coders: top-N/reservoir "
                 f"tables need {heaps / mb:.1f} MB (n·(8N+12R) for N={cfg.top_n}, R={cfg.reservoir}), "
-                f"candidate buffers {cand / mb:.1f} MB, statistics {stats / mb:.1f} MB, one encode "
+                f"candidate buffers {cand / mb:.1f} MB, statistics/sketches {stats / mb:.1f} MB, one encode "
                 f"chunk {enc / mb:.1f} MB, plus at least 4 MB of spill buffers; raise ram_budget_mb "
                 f"to {(fixed + 64 * mb) / mb:.0f} or more, or lower top_n/reservoir"
             )
@@ -488,6 +510,8 @@ def _update(
         w_peak = w_peak.astype(key_dtype)
         st.topn.update(w_lat, -w_val, w_peak, w_val)
         st.res.update(w_lat, _hash_order(window_hash(cfg.seed, w_lat, w_cell)), w_peak, w_val)
+        if st.sketch is not None:
+            st.sketch.update(lat, g)
     st.buf.append((lat.astype(np.uint32), g.astype(key_dtype), val.astype(np.float32)))
     st.buf_entries += lat.size
 
@@ -516,7 +540,16 @@ def _reservoir_hashes(res: SegmentedTopN, seed: int, ctx: int, window: int) -> n
     return out
 
 
-def _flush(out: Path, states: list[_CoderState], cursor: int, flush_id: int, skipped: int) -> None:
+def _flush(
+    out: Path,
+    states: list[_CoderState],
+    cursor: int,
+    flush_id: int,
+    skipped: int,
+    commit: bool = True,
+) -> None:
+    """Write the spill buffers as run files; with ``commit``, also the tables' state and then
+    ``progress.json`` (the commit point: runs not listed there are discarded on resume)."""
     runs_dir = out / "runs"
     state_arrays: dict[str, np.ndarray] = {}
     for i, st in enumerate(states):
@@ -535,10 +568,16 @@ def _flush(out: Path, states: list[_CoderState], cursor: int, flush_id: int, ski
             _save_npy_atomic(runs_dir / f"{name}.val.npy", val[order])
             st.runs.append(name)
             st.buf, st.buf_entries = [], 0
+        if not commit:
+            continue
         for k, v in st.stats.state().items():
             state_arrays[f"c{i}_stats_{k}"] = v
         state_arrays.update(st.topn.state(f"c{i}_topn_"))
         state_arrays.update(st.res.state(f"c{i}_res_"))
+        if st.sketch is not None:
+            state_arrays.update(st.sketch.state(f"c{i}_sketch_"))
+    if not commit:
+        return
     state_file = f"state_{flush_id:06d}.npz"
     _save_npz_atomic(runs_dir / state_file, **state_arrays)
     progress = {
@@ -580,6 +619,8 @@ def _restore(out: Path, states: list[_CoderState]) -> tuple[int, int, int]:
         try:
             st.topn.load_state(d, f"c{i}_topn_")
             st.res.load_state(d, f"c{i}_res_")
+            if st.sketch is not None:
+                st.sketch.load_state(d, f"c{i}_sketch_")
         except (ValueError, KeyError) as e:
             raise CacheError(
                 f"{out} holds progress written by another sae-core version ({e}); "
@@ -695,14 +736,21 @@ def _finalize(
                 }
             )
         _save_npz_atomic(cdir / "stats.npz", **st.stats.state())
-        # on disk as in format version 1: uint64 keys and full 64-bit hashes
-        _save_npz_atomic(cdir / "topn.npz", val=st.topn.val, key=st.topn.key.astype(np.uint64))
+        # peak-token keys as held (uint32 below 2**32 token positions, else uint64); full
+        # 64-bit window hashes
+        _save_npz_atomic(cdir / "topn.npz", val=st.topn.val, key=st.topn.key)
         _save_npz_atomic(
             cdir / "reservoir.npz",
             hash=_reservoir_hashes(st.res, cfg.seed, manifest["ctx"], cfg.window),
-            key=st.res.key.astype(np.uint64),
+            key=st.res.key,
             val=st.res.val,
         )
+        if st.sketch is not None:
+            _save_npz_atomic(
+                cdir / "cooccurrence.npz",
+                minhash=st.sketch.table,
+                seed=np.asarray(st.sketch.seed, np.int64),
+            )
         manifest["coders"][st.key]["shards"] = shards
         manifest["coders"][st.key]["nnz"] = int(counts.sum())
     manifest["skipped_batches"] = skipped

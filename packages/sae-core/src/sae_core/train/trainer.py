@@ -9,7 +9,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -39,6 +39,12 @@ class TrainConfig:
     batchtopk: bool = False
     grad_clip: float = 1.0
     seed: int = 0
+    # "buffer": the spec's shuffle buffer: the data is read in windows of ``shuffle_buffer``
+    # consecutive tokens, windows in a random order per epoch and tokens shuffled within each
+    # window (bounded, near-sequential reads of a memmapped store); "global": one permutation of
+    # all tokens per epoch (random reads everywhere)
+    shuffle: Literal["buffer", "global"] = "buffer"
+    shuffle_buffer: int = 1 << 16
     checkpoint_every: int = 500
     log_every: int = 25
     site: str | None = None
@@ -60,6 +66,69 @@ def geometric_median(x: torch.Tensor, iters: int = 100, tol: float = 1e-5) -> to
             return y_new
         y = y_new
     return y
+
+
+class ShuffleOrder:
+    """Stateless data order: ``take(pos, count)`` gives the row indices of stream positions
+    ``pos .. pos+count`` (epochs concatenated), a pure function of (seed, position), so a resumed
+    run reads exactly the rows an uninterrupted one would.
+
+    ``buffer`` tokens form a window; each epoch visits the windows in a seeded random order and
+    each window's rows in a seeded random order, so every epoch is a permutation of all rows and
+    any ``buffer`` consecutive positions touch at most two windows (three when the short last
+    window lies between them). ``buffer >= n`` is a global shuffle (one window).
+    """
+
+    def __init__(self, n: int, buffer: int, seed: int, mode: str = "buffer"):
+        if n <= 0:
+            raise ShapeError("the training data is empty (0 activations)")
+        if mode not in ("buffer", "global"):
+            raise ConfigError(f"shuffle must be 'buffer' or 'global', got {mode!r}")
+        if buffer <= 0:
+            raise ConfigError(f"shuffle_buffer must be positive, got {buffer}")
+        self.n, self.seed, self.mode = n, seed, mode
+        self.W = n if mode == "global" else min(buffer, n)
+        self.n_win = -(-n // self.W)
+        self._epoch: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._win: dict[tuple[int, int], np.ndarray] = {}
+
+    def _windows(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(window visiting order, start position of each visited window within the epoch)."""
+        if self._epoch is None or self._epoch[0] != epoch:
+            if self.mode == "global":
+                order = np.zeros(1, np.int64)
+            else:
+                order = np.random.default_rng([self.seed, epoch]).permutation(self.n_win)
+            lens = np.minimum(self.W, self.n - order * self.W)
+            self._epoch = (epoch, order, np.r_[0, np.cumsum(lens)])
+        return self._epoch[1], self._epoch[2]
+
+    def _window_rows(self, epoch: int, w: int) -> np.ndarray:
+        key = (epoch, w)
+        if key not in self._win:
+            if len(self._win) > 4:
+                self._win.clear()
+            lo = w * self.W
+            ln = min(self.W, self.n - lo)
+            if self.mode == "global":  # the historical global order
+                self._win[key] = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            else:
+                self._win[key] = lo + np.random.default_rng([self.seed, epoch, w]).permutation(ln)
+        return self._win[key]
+
+    def take(self, pos: int, count: int) -> np.ndarray:
+        out = []
+        while count > 0:
+            epoch, off = divmod(pos, self.n)
+            order, starts = self._windows(epoch)
+            j = int(np.searchsorted(starts, off, side="right")) - 1
+            rows = self._window_rows(epoch, int(order[j]))
+            a = off - int(starts[j])
+            piece = rows[a : a + count]
+            out.append(piece)
+            pos += piece.size
+            count -= piece.size
+        return np.concatenate(out) if len(out) > 1 else out[0]
 
 
 def _as_tensor_source(data: Any) -> Any:
@@ -161,10 +230,8 @@ def train(
     state_path = out / "trainer_state.pt"
     cfg_dict = asdict(cfg) | {"d_in": d_in, "n_data": n}
 
-    def order_for(epoch: int) -> np.ndarray:
-        return np.random.default_rng([cfg.seed, epoch]).permutation(n)
-
-    first_idx = order_for(0)[:bs]
+    order = ShuffleOrder(n, cfg.shuffle_buffer, cfg.seed, cfg.shuffle)
+    first_idx = order.take(0, bs)
     first = _batch(data, first_idx)
     first_y = None if targets is None else _batch(targets, first_idx)
     sae = init_sae(
@@ -191,12 +258,7 @@ def train(
     )
     last_good = step
     while step < total_steps:
-        pos = step * bs
-        epoch, off = divmod(pos, n)
-        perm = order_for(epoch)
-        idx = perm[off : off + bs]
-        if idx.size < bs:  # wrap into the next epoch
-            idx = np.concatenate([idx, order_for(epoch + 1)[: bs - idx.size]])
+        idx = order.take(step * bs, bs)  # wraps into the next epoch
         x = _batch(data, idx)
         y = x if targets is None else _batch(targets, idx)
         # ---- forward
