@@ -123,3 +123,32 @@ def test_calibration_folds_pool_earlier_blocks_from_refitted_models():
     assert m.history_["calibration_blocks"] == [3]  # the tail + 2 refitted earlier blocks
     s_true = stats.t.ppf(0.9, 3) / (np.sqrt(3) * stats.norm.ppf(0.9))
     assert abs(m.scale_calibration_[0] - s_true) < 0.12, (m.scale_calibration_, s_true)
+
+
+@pytest.mark.parametrize("dist", ["normal", "studentt"])
+def test_scale_calibration_transform_is_exact_and_finite_for_wide_factors(dist):
+    rng = np.random.default_rng(5)
+    y = 2 + np.cos(2 * np.pi * np.arange(600) / 24) + rng.normal(0, 0.3, 600)
+    m = DPK(
+        dist,
+        periods=[24],
+        trend="constant",
+        epochs=4,
+        search_cutoff=0,
+        calibration="scale",
+        val_span=150,
+        seed=0,
+    ).fit(y)
+    m.scale_calibration_ = np.array([40.0])  # an extreme factor (a 2-year-ahead co2 block)
+    q = np.asarray(m.predict(horizon=48).quantile([0.005, 0.5, 0.995]))
+    assert np.all(np.isfinite(q))
+    m.scale_calibration_ = None
+    fc = m.predict(horizon=48)
+    if dist == "normal":  # Phi(Phi^-1(u) / s) on a Normal is exactly sigma -> s sigma
+        p = fc.params
+        expect = p["mu"] + 40 * p["sigma"] * stats.norm.ppf(0.005)
+        np.testing.assert_allclose(q[:, 0], expect, rtol=1e-6)
+    else:  # the level fed to the base ppf is Phi(40 Phi^-1(0.005)) (clipped at 1e-15)
+        base = np.asarray(fc.quantile(1e-15))
+        np.testing.assert_allclose(q[:, 0], base, rtol=1e-4)
+    np.testing.assert_allclose(q[:, 1], np.asarray(fc.quantile(0.5)), rtol=1e-6)

@@ -154,6 +154,7 @@ class Forecast:
         """q (H, d) on the final scale -> level for the base distribution."""
         if self.ar_shift is not None:
             q = special.ndtr(self.ar_shift + np.sqrt(self.ar_var) * special.ndtri(q))
+            q = np.clip(q, 1e-15, 1 - 1e-15)  # a wide transform must not reach ppf(0) = -inf
         if self.pit_calibration is not None:
             cal = self.pit_calibration
             n = len(cal)

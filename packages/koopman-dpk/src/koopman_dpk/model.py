@@ -630,7 +630,10 @@ class DPK:
         if self.ar_ is not None:
             shift, var = self._ar_adjustment(tau)
         cal = getattr(self, "scale_calibration_", None)
-        if cal is not None and self.dist.probabilistic:
+        if cal is not None and self.dist.probabilistic and self._exact_scale(shift):
+            # Normal: u -> Phi(Phi^-1(u) / s) is exactly sigma -> s sigma (no tail clipping)
+            params = {**params, "sigma": params["sigma"] * np.asarray(cal)[None, None, :]}
+        elif cal is not None and self.dist.probabilistic:
             # u -> Phi(Phi^-1(u) / s): the normal scores of the PIT are scaled by 1/s
             if shift is None:
                 shift = np.zeros((len(tau), self.n_outputs_))
@@ -646,6 +649,9 @@ class DPK:
             ar_var=var,
             seed=self.config.seed,
         )
+
+    def _exact_scale(self, shift: Any) -> bool:
+        return self.dist.name == "normal" and shift is None and self.pit_calibration_ is None
 
     # shortcuts ------------------------------------------------------------------------
     def quantiles(self, q: Sequence[float] = DEFAULT_QUANTILES, **predict_kwargs: Any):

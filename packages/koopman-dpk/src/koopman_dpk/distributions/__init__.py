@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import DPKInputError
 from .base import Distribution
+from .cmp import CMP
 from .gamma import Gamma
 from .mse import MSE
 from .negbin import NegBin
@@ -13,7 +14,7 @@ from .skewnormal import SkewNormal
 from .studentt import StudentT
 
 REGISTRY: dict[str, type[Distribution]] = {
-    cls.name: cls for cls in (Normal, SkewNormal, StudentT, Gamma, Poisson, NegBin, MSE)
+    cls.name: cls for cls in (Normal, SkewNormal, StudentT, Gamma, Poisson, NegBin, CMP, MSE)
 }
 ALIASES = {
     "student_t": "studentt",
@@ -22,6 +23,7 @@ ALIASES = {
     "negative_binomial": "negbin",
     "deterministic": "mse",
     "skew_normal": "skewnormal",
+    "conway_maxwell_poisson": "cmp",
     "gaussian": "normal",
 }
 
@@ -44,6 +46,7 @@ __all__ = [
     "Gamma",
     "Poisson",
     "NegBin",
+    "CMP",
     "MSE",
     "REGISTRY",
     "get_distribution",
