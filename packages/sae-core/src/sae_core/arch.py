@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sae_core.codes import SparseCodes
+from sae_core.codes import SparseCodes, serial_ops
 from sae_core.errors import ConfigError, ShapeError
 
 ACTIVATIONS = ("topk", "batchtopk", "jumprelu", "relu", "groupmax", "gated")
@@ -303,12 +303,21 @@ class SparseCoder(nn.Module):
         parts = []
         for s in range(0, x.shape[0], chunk):
             xc = x[s : s + chunk]
-            if self.cfg.activation in ("topk", "groupmax"):
+            if self.cfg.activation == "topk":
+                # as encode_topk, with the small [rows, k] post-processing on one thread
+                pre = self.pre_acts(xc)
+                val, idx = torch.topk(pre, self.cfg.k, dim=-1, sorted=False)
+                del pre
+                with serial_ops():
+                    parts.append(SparseCodes.from_topk(idx, F.relu(val), self.n_latents))
+            elif self.cfg.activation == "groupmax":
                 idx, val = self.encode_topk(xc)
-                parts.append(SparseCodes.from_topk(idx, val, self.n_latents))
+                with serial_ops():
+                    parts.append(SparseCodes.from_topk(idx, val, self.n_latents))
             else:
                 parts.append(SparseCodes.from_dense(self.encode(xc)))
-        return concat_codes(parts, self.n_latents, x)
+        with serial_ops():
+            return concat_codes(parts, self.n_latents, x)
 
     # ------------------------------------------------------------------ decode
     def decode(self, f: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:

@@ -22,6 +22,7 @@ from sae_core.cache.rows import RowSet, build_rows, tokenize_documents
 from sae_core.cache.sketch import MinHashSketch
 from sae_core.cache.stats import LatentStats
 from sae_core.cache.topn import SegmentedTopN, window_hash
+from sae_core.codes import serial_ops
 from sae_core.errors import CacheError
 from sae_core.formats.common import write_json_atomic
 
@@ -289,9 +290,11 @@ def cache_latents(
             flat = np.flatnonzero(rec.ravel()).astype(np.int64) + r0 * ctx
             results = []
             for st in states:
-                x = acts[st.site][rec_t].float()
-                # a row sum is non-finite when an entry is (or, rarely, on overflow: check exactly)
-                if not bool(torch.isfinite(x.sum(dim=-1)).all()):
+                with serial_ops():  # small ops: see serial_ops
+                    x = acts[st.site][rec_t].float()
+                    # a row sum is non-finite when an entry is (rarely, on overflow: check exactly)
+                    finite = bool(torch.isfinite(x.sum(dim=-1)).all())
+                if not finite:
                     bad = ~torch.isfinite(x).all(dim=-1)
                     if bad.any():
                         g = int(flat[int(bad.nonzero()[0, 0])])
@@ -303,9 +306,11 @@ def cache_latents(
                     codes = st.coder.encode_sparse(x, chunk_rows=chunk_rows[st.key])
                 else:
                     codes = st.coder.encode_sparse(x)
-                rows_idx = codes.row_ids().cpu().numpy()
+                counts = np.diff(codes.indptr.cpu().numpy())
+                rows_idx = np.repeat(np.arange(counts.size), counts)
                 lat = codes.idx.cpu().numpy().astype(np.int64)
-                val = codes.val.float().cpu().numpy()
+                with serial_ops():
+                    val = codes.val.float().cpu().numpy()
                 g = flat[rows_idx]
                 if st.subset is not None:
                     keep = st.subset[lat]
