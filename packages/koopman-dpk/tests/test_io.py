@@ -108,3 +108,18 @@ def test_round_trip_keeps_piecewise_trend_level_offset_and_scale_calibration(tmp
     np.testing.assert_allclose(
         np.asarray(a.quantile([0.1, 0.9])), np.asarray(b.quantile([0.1, 0.9]))
     )
+
+
+def test_round_trip_keeps_the_holt_level_trend(tmp_path):
+    rng = np.random.default_rng(2)
+    t = np.arange(600, dtype=float)
+    y = np.cos(2 * np.pi * t / 24) + 0.003 * np.maximum(t - 450, 0) + rng.normal(0, 0.2, 600)
+    m = DPK(
+        periods=[24], level_window=24, level_method="holt", epochs=5, search_cutoff=0, seed=0
+    ).fit(y)
+    m.save(tmp_path / "m")
+    m2 = DPK.load(tmp_path / "m")
+    assert m2.level_trend_ == m.level_trend_
+    np.testing.assert_array_equal(
+        np.asarray(m.predict(horizon=40).mean()), np.asarray(m2.predict(horizon=40).mean())
+    )

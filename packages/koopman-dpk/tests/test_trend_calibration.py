@@ -152,3 +152,43 @@ def test_scale_calibration_transform_is_exact_and_finite_for_wide_factors(dist):
         base = np.asarray(fc.quantile(1e-15))
         np.testing.assert_allclose(q[:, 0], base, rtol=1e-4)
     np.testing.assert_allclose(q[:, 1], np.asarray(fc.quantile(0.5)), rtol=1e-6)
+
+
+def test_holt_level_method_follows_a_recent_local_slope():
+    # flat level, then a local slope of 0.004 per step over the last 15% of training (and on):
+    # the damped local trend (blocks of 24) keeps rising; the constant mean correction cannot
+    rng = np.random.default_rng(6)
+    T, H = 2400, 240
+    t = np.arange(T + H, dtype=float)
+    level = 0.004 * np.maximum(t - 0.85 * T, 0.0)
+    y = 10 + 2 * np.cos(2 * np.pi * t / 24) + level + 0.2 * rng.normal(size=T + H)
+    kw = dict(
+        periods=[24], trend="constant", epochs=30, lr=1e-2, search_cutoff=0, val="none", seed=0
+    )
+    mean_c = DPK(level_window=24, **kw).fit(y[:T])
+    holt = DPK(level_window=24, level_method="holt", **kw).fit(y[:T])
+    truth = 10 + 2 * np.cos(2 * np.pi * t[T:] / 24) + level[T:]
+    err_mean = np.mean(np.abs(np.asarray(mean_c.predict(times=t[T:]).mean()) - truth))
+    err_holt = np.mean(np.abs(np.asarray(holt.predict(times=t[T:]).mean()) - truth))
+    assert err_holt < 0.5 * err_mean, (err_holt, err_mean)
+    assert 0.8 <= holt.level_trend_.phi[0] <= 0.98
+    with pytest.raises(DPKInputError, match="level_window"):
+        DPK(level_method="holt")
+    with pytest.raises(DPKInputError, match="additive"):
+        DPK("poisson", level_method="holt", level_window=24)
+
+
+def test_damped_trend_recovers_a_planted_holt_forecast():
+    from koopman_dpk.leveltrend import block_means, fit_damped_trend
+
+    # a noiseless straight line ending at 32.5 with step 0.5: the fitted final level is the
+    # last value and the one-step slope phi * b continues the line
+    x = 3.0 + 0.5 * np.arange(60)
+    level, slope, phi = fit_damped_trend(x)
+    assert abs(level - 32.5) < 0.05, level
+    assert abs(phi * slope - 0.5) < 0.05, (phi, slope)
+    # block means end at the last time and skip empty blocks
+    tau = np.array([0.0, 1, 2, 3, 10, 11])
+    r = np.arange(6, dtype=float)[:, None]
+    # blocks (11 - tau) // 4: {0, 1, 2, 3} -> block 2, none in block 1, {10, 11} -> block 0
+    np.testing.assert_allclose(block_means(tau, r, 4.0)[:, 0], [1.5, 4.5])

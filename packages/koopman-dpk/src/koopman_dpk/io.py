@@ -82,6 +82,9 @@ def save_model(model: Any, path: Any, overwrite: bool = False) -> Path:
             "name": None if o.name is None else str(o.name),
         },
         "ar": None if model.ar_ is None else {"end": model.ar_["end"]},
+        "level_trend": None
+        if getattr(model, "level_trend_", None) is None
+        else model.level_trend_.to_json(),
         "seed": model.config.seed,
         "n_parameters": model.n_parameters_,
         "history": {k: [float(x) for x in v] for k, v in model.history_.items()},
@@ -169,6 +172,11 @@ def load_model(path: Any):
     model.pit_calibration_ = extra.get("pit_calibration")
     model.residual_calibration_ = extra.get("residual_calibration")
     model.scale_calibration_ = extra.get("scale_calibration")
+    model.level_trend_ = None
+    if cfg.get("level_trend"):
+        from .leveltrend import DampedTrend
+
+        model.level_trend_ = DampedTrend(**cfg["level_trend"])
     model.ar_ = None
     if cfg.get("ar"):
         model.ar_ = {

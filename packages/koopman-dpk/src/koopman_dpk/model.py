@@ -44,6 +44,7 @@ class DPKConfig:
     changepoint_range: float = 0.8  # ... spread over this leading fraction of the span
     changepoint_penalty: float = 1e-3  # L1 weight on the hinge slopes
     level_window: Any = None  # intercept correction: None, "auto" (longest period) or a duration
+    level_method: str = "mean"  # "mean": mean residual over the window; "holt": damped trend
     sample_num: int = 24
     search_interval: int = 10
     search_cutoff: int = 50
@@ -151,6 +152,20 @@ class DPK:
                 raise DPKInputError("use either conformal=True or calibration='scale', not both.")
             if not 0 < self.config.calibration_level < 1:
                 raise DPKInputError("calibration_level must lie in (0, 1).")
+        if self.config.level_method not in ("mean", "holt"):
+            raise DPKInputError(
+                f"level_method must be 'mean' or 'holt', got {self.config.level_method!r}"
+            )
+        if self.config.level_method == "holt":
+            if self.config.level_window is None:
+                raise DPKInputError(
+                    "level_method='holt' needs level_window (the block length, e.g. '24h')."
+                )
+            if self.dist.log_link:
+                raise DPKInputError(
+                    "level_method='holt' is additive: use it with real-valued distributions, "
+                    "or level_method='mean' for log-link ones."
+                )
         if not 0 < self.config.changepoint_range <= 1:
             raise DPKInputError("changepoint_range must lie in (0, 1].")
         self.net_: DPKNet | None = None
@@ -525,8 +540,16 @@ class DPK:
         offset is 0."""
         with torch.no_grad():
             self.net_.level_offset.zero_()
+        self.level_trend_ = None
         window = self._level_window_tau()
         if window is None or len(tau) == 0:
+            return
+        if self.config.level_method == "holt":
+            from .leveltrend import fit_block_trend
+
+            pred = np.asarray(self.dist.mean(self._scaled_params(tau, cov)), dtype=float)
+            resid = (Y - self.center_) / self.scale_ - pred.reshape(len(tau), -1)
+            self.level_trend_ = fit_block_trend(tau, resid, window)
             return
         sel = tau >= tau[-1] - window
         params = self._scaled_params(tau[sel], cov[sel])
@@ -584,7 +607,12 @@ class DPK:
                 torch.as_tensor(cov_z, dtype=torch.float32, device=dev).reshape(len(tau), -1),
             )
             params = self.dist.link(raw)
-        return {k: v.double().cpu().numpy() for k, v in params.items()}
+        out = {k: v.double().cpu().numpy() for k, v in params.items()}
+        trend = getattr(self, "level_trend_", None)
+        if trend is not None:  # additive damped local trend of the residuals (level_method)
+            loc = self.dist.param_names[0]
+            out[loc] = out[loc] + trend.correction(tau).reshape(out[loc].shape)
+        return out
 
     def _params(self, tau: np.ndarray, cov: np.ndarray) -> dict[str, np.ndarray]:
         return self.dist.unscale(self._scaled_params(tau, cov), self.center_, self.scale_)
