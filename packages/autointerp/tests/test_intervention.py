@@ -291,3 +291,23 @@ def test_transformers_judge_matches_uncached_nll():
         n = len(ids)
         ref = -sum(float(lp[t - 1, ids[t]]) for t in range(n - len(zi), n))
         assert g == pytest.approx(ref, rel=1e-4, abs=1e-4)
+
+
+def test_score_without_llm_reads_stored_llm_explanations(setup, planted_small, tmp_path):
+    """`interp score --scorers intervention` needs no LLM: explanations written earlier by an LLM
+    explainer are scored as stored (before: their key named the LLM, so they read as missing)."""
+    tok, _, st = setup
+    cfg = PipelineConfig(intervention=InterventionConfig(n_score=10))
+    Pipeline(tmp_path, cfg, OracleClient(), None, source=planted_small.source,
+             explainers=("default",), progress=False).run(
+        stages=["examples", "explain"], latents=[0, 1])  # fmt: skip
+    later = Pipeline(tmp_path, cfg, None, None, explainers=("default",), progress=False,
+                     steerer=st, judge=OracleJudge(tok))  # fmt: skip
+    out = later.run(stages=["score"], latents=[0, 1], scorers=["intervention"])
+    assert out["score"] == {"done": 2, "skipped": 0, "failed": 0}
+    rows = [r for r in load_scores(tmp_path) if r.scorer == "intervention"]
+    assert all(r.value is not None and "explanation_failed" not in r.flags for r in rows)
+    assert (
+        later.run(stages=["score"], latents=[0, 1], scorers=["intervention"])["score"]["skipped"]
+        == 2
+    )

@@ -286,8 +286,10 @@ class Pipeline:
 
     def _read_expl(self, name: str, i: int, exk: str) -> tuple[dict | None, str]:
         """The stored explanation record and the key its scores are keyed on. A shuffled record's
-        key covers the explanation it borrowed, so re-shuffling invalidates its scores."""
-        if name == SHUFFLED:
+        key covers the explanation it borrowed, so re-shuffling invalidates its scores. Without an
+        LLM client (e.g. ``interp score --scorers intervention`` or ``embedding`` alone) an LLM
+        explanation cannot be recomputed, so the stored one is scored under its stored key."""
+        if name == SHUFFLED or (self.client is None and name not in MODEL_FREE_EXPLAINERS):
             try:
                 obj = json.loads(self.expl_path(name, i).read_text())
             except (FileNotFoundError, json.JSONDecodeError):
