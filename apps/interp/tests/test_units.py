@@ -77,3 +77,25 @@ def test_demo_token_budgets_follow_the_sizes():
     assert sum(map(len, cache)) == 12_000 and len(cache) >= 40
     assert QUICK.cache_tokens == 30_000 and FULL.cache_tokens == 300_000  # spec: cache ~300k
     assert FULL.n_latents_sae == 4608 and FULL.k == 32 and FULL.n_explain == 16
+
+
+def test_demo_intervention_parts_use_a_private_model_copy():
+    """`interp demo --intervention` steers a private copy of the subject model (the local LLM
+    client keeps generating with the original, unhooked), and the judge shares that copy."""
+    from interp.demo import SITE, _intervention_parts
+    from lm_kit.hooks import assert_no_hooks
+    from lm_kit.tiny import tiny_model, tiny_tokenizer
+    from sae_core import SAEConfig, SparseCoder
+
+    model, tok = tiny_model("llama", d=32, layers=7, vocab=512), tiny_tokenizer()
+    sae = SparseCoder(SAEConfig(d_in=32, n_latents=16, activation="topk", k=2, site=SITE))
+    sae.requires_grad_(False)
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.randn(16, 32, generator=torch.Generator().manual_seed(0)))
+    steerer, judge = _intervention_parts(model, tok, sae)
+    assert steerer.model is not model and judge.model is steerer.model
+    ses = steerer.session([tok("the cat sat", add_special_tokens=False)["input_ids"]])
+    assert ses.kl(steerer.direction(3), 0.0) == 0.0 and ses.kl(steerer.direction(3), 5.0) > 0
+    assert steerer.encode(torch.zeros(1, 2, 32)).shape[-1] == 16
+    assert_no_hooks(model)
+    assert_no_hooks(steerer.model)
