@@ -106,6 +106,8 @@ def test_cache_command_with_progress_bar(tmp_path):
         "4",
         "--window",
         "8",
+        "--cooccurrence-bins",
+        "32",
     ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, (r.output, r.exception)
@@ -114,6 +116,8 @@ def test_cache_command_with_progress_bar(tmp_path):
     assert c.coders == ["resid_post.1/layers.1"]
     assert c.stats.n_recorded == int(c.recorded.sum()) > 0
     assert int(np.asarray(c.stats.count).sum()) == c.meta["nnz"] <= 3 * c.stats.n_recorded
+    assert c.cooccurrence_sketch.shape == (c.n_latents, 32)
+    assert c.jaccard(0, 0) in (0.0, 1.0)  # a latent against itself: 1, or 0 if it never fired
     r = runner.invoke(app, ["stats", str(tmp_path / "c")])
     assert r.exit_code == 0 and r.output.startswith("resid_post.1/layers.1:")
     # a site that the model lacks is a clear error, not a traceback from inside the hooks

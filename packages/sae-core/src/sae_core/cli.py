@@ -101,7 +101,12 @@ def cache(
     top_n: int = 256,
     reservoir: int = 256,
     window: int = typer.Option(32, help="example window width W (<= ctx)"),
-    ram_budget_mb: float = 2048.0,
+    ram_budget_mb: float = typer.Option(
+        2048.0, help="RAM for tables, buffers, one encode chunk and spills (refused if too small)"
+    ),
+    cooccurrence_bins: int = typer.Option(
+        0, help="MinHash bins per latent for Jaccard co-occurrence (0 = off; e.g. 128)"
+    ),
     neurons: list[int] = typer.Option(
         [], help="also cache NeuronCoder top-k units of these layers"
     ),
@@ -135,6 +140,7 @@ def cache(
         reservoir=reservoir,
         window=window,
         ram_budget_mb=ram_budget_mb,
+        cooccurrence_bins=cooccurrence_bins,
     )
     path = cache_latents(m, coders, _read_docs(data), out, cfg, tokenizer=tok)
     for c in LatentCache.list_coders(path):
