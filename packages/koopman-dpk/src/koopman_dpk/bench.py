@@ -117,11 +117,14 @@ CASES = {
             distribution="normal",
             periods=["8766h"],
             num_freqs=2,
-            trend="quadratic",
+            trend="piecewise",  # Prophet-like: the last segment's slope is extrapolated
             epochs=150,
             search_cutoff=0,
             refit_full=True,
-            level_window="auto",  # intercept correction over the last year
+            # the local level/trend of the weekly residuals, as MSTL's ETS does for the
+            # deseasonalised series, with its forecast variance added to the scale
+            level_method="ets",
+            level_window="7D",
             calibration="scale",
             val_span="728D",  # calibration blocks as long as the horizon
             calibration_folds=3,
@@ -129,7 +132,8 @@ CASES = {
         ),
         origins=[f"{y}-01-01" for y in range(1990, 2000)],
         quick_origins=["1992-01-01", "1996-01-01"],
-        tune_origins=["1982-01-01", "1985-01-01", "1988-01-01"],  # test spans end by 1990
+        # yearly pre-test origins; their 104-week test spans end by 1990
+        tune_origins=[f"{y}-01-01" for y in range(1978, 1989)],
         horizon="728D",
         window=None,
         season=52,

@@ -28,6 +28,9 @@ from .timeaxis import TimeAxis
 from .train import TrainData, TrainSettings, split_validation, train
 
 MIN_POINTS = 50
+# the scale parameter of the location-scale heads (variances add in quadrature; for Student-t
+# and SkewNormal this widens the scale, an approximation to the exact convolution)
+LOCATION_SCALE = {"normal": "sigma", "studentt": "s", "skewnormal": "omega"}
 
 
 @dataclass
@@ -44,7 +47,10 @@ class DPKConfig:
     changepoint_range: float = 0.8  # ... spread over this leading fraction of the span
     changepoint_penalty: float = 1e-3  # L1 weight on the hinge slopes
     level_window: Any = None  # intercept correction: None, "auto" (longest period) or a duration
-    level_method: str = "mean"  # "mean": mean residual over the window; "holt": damped trend
+    level_method: str = "mean"  # "mean": mean residual over the window; "holt": damped trend;
+    # "ets": the AICc-best of local level / linear / damped trend on the window's block means
+    harmonic_tolerance: float = 0.01  # a found period this close to P/k of a pinned P is snapped
+    level_uncertainty: bool = True  # holt/ets: add the level forecast's variance to the scale
     sample_num: int = 24
     search_interval: int = 10
     search_cutoff: int = 50
@@ -74,6 +80,30 @@ class DPKConfig:
     progress: bool = False
     checkpoint_dir: str | None = None  # per-epoch resumable training checkpoints (Ctrl-C safe)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def snap_to_harmonics(
+    found: Sequence[float], pinned: Sequence[float], tolerance: float, max_harmonic: int = 8
+) -> tuple[list[float], list[bool]]:
+    """Snap each found period within `tolerance` (relative) of a harmonic P/k (k = 2..8) of a
+    pinned period P to exactly P/k, and report which were snapped (they are then pinned too).
+
+    The periodogram's frequency grid is 1/span apart, so a harmonic found on a short series is
+    off by up to half a bin (83.4 h for 168 h / 2 on seven weeks of data). Left unsnapped, the
+    network's interactions between it and the pinned period beat slowly and the forecast
+    drifts by hundreds of units over a few weeks; snapped, the model stays exactly periodic."""
+    out, snapped = [], []
+    for p in found:
+        best = None
+        for P in pinned:
+            for k in range(2, max_harmonic + 1):
+                h = P / k
+                err = abs(p - h) / h
+                if err <= tolerance and (best is None or err < best[0]):
+                    best = (err, h)
+        out.append(best[1] if best else float(p))
+        snapped.append(best is not None)
+    return out, snapped
 
 
 @contextlib.contextmanager
@@ -152,18 +182,17 @@ class DPK:
                 raise DPKInputError("use either conformal=True or calibration='scale', not both.")
             if not 0 < self.config.calibration_level < 1:
                 raise DPKInputError("calibration_level must lie in (0, 1).")
-        if self.config.level_method not in ("mean", "holt"):
-            raise DPKInputError(
-                f"level_method must be 'mean' or 'holt', got {self.config.level_method!r}"
-            )
-        if self.config.level_method == "holt":
+        lm = self.config.level_method
+        if lm not in ("mean", "holt", "ets"):
+            raise DPKInputError(f"level_method must be 'mean', 'holt' or 'ets', got {lm!r}")
+        if lm in ("holt", "ets"):
             if self.config.level_window is None:
                 raise DPKInputError(
-                    "level_method='holt' needs level_window (the block length, e.g. '24h')."
+                    f"level_method={lm!r} needs level_window (the block length, e.g. '24h')."
                 )
             if self.dist.log_link:
                 raise DPKInputError(
-                    "level_method='holt' is additive: use it with real-valued distributions, "
+                    f"level_method={lm!r} is additive: use it with real-valued distributions, "
                     "or level_method='mean' for log-link ones."
                 )
         if not 0 < self.config.changepoint_range <= 1:
@@ -288,28 +317,39 @@ class DPK:
 
         sizes = self._blocks(pinned)
         n_found = max(sizes) - len(pinned)
+        beta0, hinge0, init_raw, detrended = self._trend_init(tau, Ys, max(span, 1e-9), pinned)
         found = (
+            # on the detrended series: a trend leaks into the lowest periodogram bins and would
+            # otherwise be "found" as a period of about half the span
             initial_periods(
-                Ys, tau, n_found, exclude=pinned, min_period=2 * axis.step, max_period=span / 2
+                detrended,
+                tau,
+                n_found,
+                exclude=pinned,
+                min_period=2 * axis.step,
+                max_period=span / 2,
             )
             if n_found > 0
             else []
         )
         while len(found) < n_found:  # periodogram ran out of peaks: spread the rest
             found.append(span / (3 + len(found)))
+        found, snapped = snap_to_harmonics(found, pinned, c.harmonic_tolerance)
+        fixed = [True] * len(pinned) + snapped
         omega0, pin_mask, searchable = [], [], []
         for K in sizes:
             per = (pinned + found)[:K]
             omega0.append([2 * math.pi / p for p in per])
-            pin_mask.append([i < len(pinned) for i in range(K)])
-            searchable.append([i for i in range(len(pinned), K)] if c.search_cutoff > 0 else [])
+            pin_mask.append(fixed[:K])
+            searchable.append(
+                [i for i in range(len(pinned), K) if not fixed[i]] if c.search_cutoff > 0 else []
+            )
         self.axis_ = axis
         self.covariate_names_ = cov_names
         self.output_ = target.output
         self.n_outputs_ = Y.shape[1]
         rng = np.random.default_rng(c.seed)
         gen = torch.Generator().manual_seed(c.seed)
-        beta0, hinge0, init_raw = self._trend_init(tau, Ys, max(span, 1e-9), pinned)
 
         def build(omegas: list[list[float]]) -> DPKNet:
             with torch.random.fork_rng(devices=[]):
@@ -466,18 +506,19 @@ class DPK:
 
     def _trend_init(
         self, tau: np.ndarray, Ys: np.ndarray, span: float, pinned: Sequence[float] = ()
-    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray]:
         """Least-squares start for the trend (beta, and the hinge slopes of 'piecewise') on the
         location scale, fitted jointly with 3 harmonics of every pinned period so that the
         trend does not absorb seasonality (a partial season at either end would tilt it). The
         hinge slopes get a ridge penalty (the L1 penalty takes over in training). The other
         heads start from the detrended marginal. (Adam at lr 3e-3 would need thousands of steps
-        to move the trend far.)"""
+        to move the trend far.) Also returns the detrended series (on the link scale), which
+        the periodogram initialisation reads."""
         c = self.config
         degree = {"none": -1, "constant": 0, "linear": 1, "quadratic": 2, "piecewise": 1}
         deg = degree[c.trend]
         if deg < 1:
-            return None, None, self.dist.init_raw(Ys)
+            return None, None, self.dist.init_raw(Ys), Ys
         s = tau / span
         cols = [s**p for p in range(deg + 1)]
         n_hinge = 0
@@ -519,14 +560,20 @@ class DPK:
         else:
             init = self.dist.init_raw(Ys - fit)
             init[0] = init[0] - (Ys - fit).mean(axis=0)  # the intercept lives in beta
-        return beta, hinge, init
+        return beta, hinge, init, z - fit
 
     def _level_window_tau(self) -> float | None:
         lw = self.config.level_window
         if lw is None:
             return None
-        if lw == "auto":
-            return float(max(self.periods_[0], default=self.axis_.step))
+        if lw == "auto":  # the longest pinned period (else the longest one in use)
+            pinned = [
+                2 * math.pi / float(w)
+                for b in self.net_.blocks
+                for w, pin in zip(b.omegas().tolist(), b.pinned.tolist(), strict=True)
+                if pin
+            ]
+            return max(pinned) if pinned else float(max(self.periods_[0], default=self.axis_.step))
         w = self.axis_.period_to_tau(lw)
         if not w > 0:
             raise DPKInputError(f"level_window must be positive, got {lw!r}")
@@ -544,12 +591,12 @@ class DPK:
         window = self._level_window_tau()
         if window is None or len(tau) == 0:
             return
-        if self.config.level_method == "holt":
+        if self.config.level_method in ("holt", "ets"):
             from .leveltrend import fit_block_trend
 
             pred = np.asarray(self.dist.mean(self._scaled_params(tau, cov)), dtype=float)
             resid = (Y - self.center_) / self.scale_ - pred.reshape(len(tau), -1)
-            self.level_trend_ = fit_block_trend(tau, resid, window)
+            self.level_trend_ = fit_block_trend(tau, resid, window, self.config.level_method)
             return
         sel = tau >= tau[-1] - window
         params = self._scaled_params(tau[sel], cov[sel])
@@ -609,9 +656,14 @@ class DPK:
             params = self.dist.link(raw)
         out = {k: v.double().cpu().numpy() for k, v in params.items()}
         trend = getattr(self, "level_trend_", None)
-        if trend is not None:  # additive damped local trend of the residuals (level_method)
+        if trend is not None:  # additive local level/trend of the residuals (level_method)
             loc = self.dist.param_names[0]
             out[loc] = out[loc] + trend.correction(tau).reshape(out[loc].shape)
+            scale = LOCATION_SCALE.get(self.dist.name)
+            if scale is not None and self.config.level_uncertainty:
+                # the level forecast's error is independent of the noise: add the variances
+                v = trend.variance(tau).reshape(out[scale].shape)
+                out[scale] = np.sqrt(out[scale] ** 2 + v)
         return out
 
     def _params(self, tau: np.ndarray, cov: np.ndarray) -> dict[str, np.ndarray]:

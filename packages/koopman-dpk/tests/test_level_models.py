@@ -1,0 +1,138 @@
+"""Harmonic snapping, detrended period initialisation, and the exponential-smoothing level models
+(`level_method="holt"|"ets"`): checked against hand-computed values, closed-form forecast
+variances and simulated data-generating processes."""
+
+import numpy as np
+import pytest
+from koopman_dpk import DPK
+from koopman_dpk.leveltrend import DampedTrend, fit_smoothing, select_smoothing
+from koopman_dpk.model import snap_to_harmonics
+
+
+def test_snap_to_harmonics_by_hand():
+    out, snapped = snap_to_harmonics([83.44, 11.99, 50.0, 168.9], [24.0, 168.0], 0.01)
+    # 83.44 is 0.67% from 168/2; 11.99 is 0.08% from 24/2; 50 is no harmonic (168/3 = 56,
+    # 24/... no); 168.9 is the pinned period itself (k = 1 is not a harmonic): left alone
+    assert out == [84.0, 12.0, 50.0, 168.9]
+    assert snapped == [True, True, False, False]
+    assert snap_to_harmonics([83.0], [168.0], 0.01) == ([83.0], [False])  # 1.2% away
+
+
+def _weekly(T, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(T, dtype=float)
+    y = (
+        10
+        + 3 * np.cos(2 * np.pi * t / 24)
+        + 2 * np.cos(2 * np.pi * t / 168)
+        + 1.5 * np.sin(2 * np.pi * t / 84)  # the weekly pattern's second harmonic
+        + 0.3 * rng.normal(size=T)
+    )
+    return t, y
+
+
+def test_found_harmonics_are_snapped_and_the_forecast_stays_periodic():
+    # 1,226 points: the periodogram grid (periods 1226/k) has no bin at 84 h
+    t, y = _weekly(7 * 168 + 50)
+    m = DPK(
+        periods=[24, 168], num_freqs=3, trend="constant", epochs=15, search_cutoff=0, seed=0
+    ).fit(y)
+    assert m.periods_[0][2] == 84.0, m.periods_
+    assert bool(m.net_.blocks[0].pinned[2])  # snapped slots are pinned (no omega drift)
+    tau = np.arange(len(y), len(y) + 168, dtype=float)
+    a = np.asarray(m.predict(times=tau).mean())
+    b = np.asarray(m.predict(times=tau + 2 * 168).mean())  # two weeks later
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_trend_does_not_leak_into_the_found_period():
+    # a steep quadratic trend plus periods 50 (pinned) and 13 (to be found); without
+    # detrending, the trend's low-frequency power is "found" as a period of half the span
+    rng = np.random.default_rng(1)
+    T = 3000
+    t = np.arange(T, dtype=float)
+    s = t / T
+    y = 40 * s + 30 * s**2 + np.cos(2 * np.pi * t / 50) + np.cos(2 * np.pi * t / 13)
+    y += 0.2 * rng.normal(size=T)
+    m = DPK(periods=[50], num_freqs=2, trend="quadratic", epochs=1, search_cutoff=0).fit(y)
+    assert abs(m.periods_[0][1] - 13) / 13 < 0.02, m.periods_
+    # "auto" level window: the longest *pinned* period
+    m2 = DPK(
+        periods=[50],
+        num_freqs=2,
+        trend="quadratic",
+        epochs=1,
+        search_cutoff=0,
+        level_window="auto",
+    ).fit(y)
+    assert m2._level_window_tau() == pytest.approx(50.0)
+
+
+def test_level_variance_matches_the_closed_form():
+    # sigma^2 * sum_{j=1}^{h-1} c_j^2, with c_j = alpha + beta * phi_j (Hyndman et al. class 1)
+    def trend(kind, alpha, beta, phi):
+        return DampedTrend(
+            level=[0.0],
+            slope=[0.0],
+            phi=[phi],
+            end=0.0,
+            block=1.0,
+            kind=[kind],
+            alpha=[alpha],
+            beta=[beta],
+            sigma2=[2.0],
+        )
+
+    tau = np.array([0.5, 1.0, 2.5])  # h = ceil(lead) = 1, 1, 3
+    ann = trend("ANN", 0.5, 0.0, 1.0).variance(tau)[:, 0]
+    np.testing.assert_allclose(ann, [0.0, 0.0, 2.0 * (0.25 + 0.25)])
+    aan = trend("AAN", 0.5, 0.1, 1.0).variance(tau)[:, 0]
+    np.testing.assert_allclose(aan, [0.0, 0.0, 2.0 * (0.6**2 + 0.7**2)])
+    aadn = trend("AAdN", 0.5, 0.1, 0.9).variance(tau)[:, 0]
+    c1, c2 = 0.5 + 0.1 * 0.9, 0.5 + 0.1 * (0.9 + 0.81)
+    np.testing.assert_allclose(aadn, [0.0, 0.0, 2.0 * (c1**2 + c2**2)])
+
+
+def test_smoothing_recovers_a_simulated_local_level():
+    # y_t = l_{t-1} + e_t, l_t = l_{t-1} + alpha e_t with alpha = 0.3: the ETS(A,N,N) process
+    rng = np.random.default_rng(2)
+    alpha, n = 0.3, 3000
+    e = rng.normal(size=n)
+    level, ys = 5.0, []
+    for v in e:
+        ys.append(level + v)
+        level += alpha * v
+    fit = fit_smoothing(np.array(ys), "ANN")
+    assert abs(fit.alpha - alpha) < 0.05, fit.alpha
+    assert abs(fit.sse / fit.n - 1.0) < 0.1
+    assert abs(fit.level - level) < 0.2
+    assert select_smoothing(np.array(ys)).kind == "ANN"
+
+
+def test_smoothing_selects_a_trend_model_for_a_trending_series():
+    rng = np.random.default_rng(3)
+    x = 0.5 * np.arange(200) + rng.normal(size=200)
+    assert select_smoothing(x).kind in ("AAN", "AAdN")
+    flat = rng.normal(size=200)
+    assert select_smoothing(flat).kind == "ANN"
+
+
+def test_ets_level_widens_the_forecast_with_lead():
+    # a periodic signal on a random-walk level: the level forecast's variance grows with lead
+    rng = np.random.default_rng(4)
+    T, H = 24 * 60, 24 * 20
+    t = np.arange(T, dtype=float)
+    walk = np.cumsum(0.05 * rng.normal(size=T))
+    y = 3 * np.cos(2 * np.pi * t / 24) + walk + 0.2 * rng.normal(size=T)
+    kw = dict(periods=[24], trend="constant", epochs=10, search_cutoff=0, val="none", seed=0)
+    m = DPK(level_method="ets", level_window=24, **kw).fit(y)
+    flat = DPK(level_method="ets", level_window=24, level_uncertainty=False, **kw).fit(y)
+    sd = np.asarray(m.predict(horizon=H).std())
+    sd_flat = np.asarray(flat.predict(horizon=H).std())
+    first, last = slice(0, 24), slice(H - 24, H)
+    assert sd[last].mean() > 1.3 * sd[first].mean()
+    np.testing.assert_allclose(sd_flat[last].mean(), sd_flat[first].mean(), rtol=0.05)
+    # the added variance is exactly the level model's closed form
+    tau = np.arange(T, T + H, dtype=float)
+    v = m.level_trend_.variance(tau)[:, 0] * m.scale_[0] ** 2
+    np.testing.assert_allclose(sd**2, sd_flat**2 + v, rtol=1e-4)
