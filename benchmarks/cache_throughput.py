@@ -16,7 +16,7 @@
 
     uv run python benchmarks/cache_throughput.py [--latents 4608 36864 131072@2] [--k 32]
         [--tokens 16384] [--ctx 256] [--batch-rows 8] [--rows concat|doc] [--ram-budget-mb 2048]
-        [--full-forward] [--sae DIR]
+        [--full-forward] [--sae DIR] [--repeats 3]
 
 ``--latents`` takes one or more widths, each optionally ``N@LAYER`` (default layer ``--layer``).
 The SAE is the cached trained demo SAE when one of that shape exists (or ``--sae``), else a random
@@ -217,20 +217,31 @@ def run_width(args, model, rowset, n: int, layer: int, t_full: Timer | None) -> 
     # memory-mapped layers into RSS; it must not be counted as cache memory)
     resolve(model, site, probe=True)
     bare(model, site, rowset, args.batch_rows, limit=2)
-    acts: list = []
-    t_bare = bare(model, site, rowset, args.batch_rows, keep=acts)
+    reps: dict[str, list[Timer]] = {"bare": [], "cache": [], "enc": [], "dense": []}
+    rss = None
     tmp = Path(tempfile.mkdtemp(prefix="cache_bench_"))
     try:
-        with PeakRSS() as rss, Timer() as t_cache:
-            out = cache_latents(model, {site: sae}, rowset, tmp / "cache", cfg)
-        c = LatentCache.open(out)
-        mem = c.manifest["memory"]
-        t_enc = encode_only(sae, acts, rowset, args.batch_rows, mem_chunk_rows(mem, n))
-        del acts
-        (tmp / "dense").mkdir()
-        t_dense, nnz_all, nnz_dense, dense_bytes = delphi_baseline(
-            model, site, sae, rowset, args.batch_rows, tmp / "dense"
-        )
+        # the arms alternate, `--repeats` times; each is reported by its median (noisy machines)
+        for _rep in range(args.repeats):
+            acts: list = []
+            reps["bare"].append(bare(model, site, rowset, args.batch_rows, keep=acts))
+            shutil.rmtree(tmp / "cache", ignore_errors=True)
+            with PeakRSS() as rss_rep, Timer() as t_cache:
+                out = cache_latents(model, {site: sae}, rowset, tmp / "cache", cfg)
+            reps["cache"].append(t_cache)
+            rss = rss if rss is not None else rss_rep
+            c = LatentCache.open(out)
+            mem = c.manifest["memory"]
+            reps["enc"].append(
+                encode_only(sae, acts, rowset, args.batch_rows, mem_chunk_rows(mem, n))
+            )
+            del acts
+            shutil.rmtree(tmp / "dense", ignore_errors=True)
+            (tmp / "dense").mkdir()
+            t_dense, nnz_all, nnz_dense, dense_bytes = delphi_baseline(
+                model, site, sae, rowset, args.batch_rows, tmp / "dense"
+            )
+            reps["dense"].append(t_dense)
         nnz = int(c.meta["nnz"])
         shard_bytes = sum(p.stat().st_size for p in (out / c.coder).rglob("shard_*/*.npy"))
         token_bytes = sum((out / f).stat().st_size for f in ("tokens.npy", "rows.npy", "mask.npy"))
@@ -240,6 +251,12 @@ def run_width(args, model, rowset, n: int, layer: int, t_full: Timer | None) -> 
         assert nnz == nnz_dense, (nnz, nnz_dense)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    t_bare, t_cache, t_enc, t_dense = (_median(reps[k]) for k in ("bare", "cache", "enc", "dense"))
+    if args.repeats > 1:
+        print(
+            f"{args.repeats} alternating repeats, medians below; wall s per repeat: "
+            + "; ".join(f"{k} " + " ".join(f"{t.wall:.2f}" for t in v) for k, v in reps.items())
+        )
     mb = 2**20
     print(
         f"memory plan (reported up front): tables n*(8N+12R) {mem['heap_bytes'] / mb:.0f} MB, "
@@ -287,6 +304,14 @@ def run_width(args, model, rowset, n: int, layer: int, t_full: Timer | None) -> 
     )
 
 
+def _median(ts: list[Timer]) -> Timer:
+    """A Timer with the median wall and the median CPU time of the repeats."""
+    out = Timer()
+    out.wall = float(np.median([t.wall for t in ts]))
+    out.cpu = float(np.median([t.cpu for t in ts]))
+    return out
+
+
 def mem_chunk_rows(mem: dict, n: int) -> int:
     """The encode chunk the cache used (from its memory plan)."""
     return max(1, int(mem["encode_chunk_bytes"]) // (4 * n))
@@ -308,6 +333,9 @@ def main() -> None:
     ap.add_argument("--ram-budget-mb", type=float, default=2048.0)
     ap.add_argument("--full-forward", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--repeats", type=int, default=1, help="alternating repeats of every arm (medians)"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
