@@ -136,3 +136,84 @@ def test_ets_level_widens_the_forecast_with_lead():
     tau = np.arange(T, T + H, dtype=float)
     v = m.level_trend_.variance(tau)[:, 0] * m.scale_[0] ** 2
     np.testing.assert_allclose(sd**2, sd_flat**2 + v, rtol=1e-4)
+
+
+def test_deseasonalized_level_target_follows_a_recent_slope_change():
+    # slope 4 per span for 85% of training, then flat. With level_target="deseasonalized" the
+    # smoothing model reads y minus the network's periodic part (trend included) and its
+    # forecast replaces the trend ahead; in-sample the forecast is the network's own
+    from koopman_dpk.leveltrend import fit_block_trend
+
+    rng = np.random.default_rng(7)
+    T, H = 2400, 240
+    t = np.arange(T + H, dtype=float)
+    level = 4 * np.minimum(t, 0.85 * T) / T
+    y = level + 2 * np.cos(2 * np.pi * t / 24) + 0.1 * rng.normal(size=T + H)
+    kw = dict(periods=[24], trend="linear", epochs=30, lr=1e-2, search_cutoff=0, val="none")
+    m = DPK(level_method="ets", level_window=24, level_target="deseasonalized", **kw).fit(y[:T])
+    assert m.level_trend_.replaces_trend
+    truth = level[T:] + 2 * np.cos(2 * np.pi * t[T:] / 24)
+    mu = np.asarray(m.predict(times=t[T:]).mean())
+    assert np.mean(np.abs(mu - truth)) < 0.1
+    # recomputed by hand: periodic part = network output minus its trend; deseasonalised
+    # series = y - periodic part; ETS on its daily block means; forecast = periodic + ETS
+    lt = m.level_trend_
+    m.level_trend_ = None
+    tau_all = t[: T + H]
+    net_mu = np.asarray(m.predict(times=tau_all).mean())  # network + trend, no level model
+    trend = m._trend_values(tau_all)[:, 0] * m.scale_[0]
+    periodic = net_mu - trend
+    deseason = (y[:T] - periodic[:T] - m.center_[0]) / m.scale_[0]
+    ref = fit_block_trend(t[:T], deseason[:, None], 24.0, "ets")
+    expect = periodic[T:] + m.center_[0] + ref.correction(t[T:])[:, 0] * m.scale_[0]
+    np.testing.assert_allclose(mu, expect, rtol=1e-5, atol=1e-4)
+    # in-sample the trend is kept: equal to the same net without any level model
+    m.level_trend_ = lt
+    np.testing.assert_allclose(
+        np.asarray(m.predict(times=t[T - 48 : T]).mean()), net_mu[T - 48 : T], rtol=1e-6
+    )
+    with pytest.raises(Exception, match="deseasonalized"):
+        DPK(level_target="deseasonalized", level_window=24)
+
+
+def test_auto_level_model_is_chosen_on_the_validation_tail():
+    # a level shift 3 days before the end of training: "none" (the global fit) misses it on
+    # the validation tail, a local level model follows it; the choice and its scores are
+    # recorded, and a periodic series without a shift keeps the global model competitive
+    rng = np.random.default_rng(8)
+    T = 24 * 40
+    t = np.arange(T, dtype=float)
+    shift = np.where(t >= T - 24 * 6, 3.0, 0.0)
+    y = 2 * np.cos(2 * np.pi * t / 24) + shift + 0.2 * rng.normal(size=T)
+    m = DPK(
+        periods=[24],
+        trend="constant",
+        epochs=20,
+        search_cutoff=0,
+        val_span=24 * 3,
+        level_method="auto",
+        seed=0,
+    ).fit(y)
+    choice = m.level_choice_
+    assert set(choice["scores"]) == {"none", "mean@24", "ets@1", "ets@24"}
+    assert choice["method"] != "none"
+    assert choice["scores"]["none"] > 2 * min(choice["scores"].values())
+    assert choice["score"] == min(choice["scores"].values())
+    # the final forecast is on the new level: its mean over whole days is the new level 3
+    ahead = np.arange(T, T + 48, dtype=float)
+    assert abs(np.asarray(m.predict(times=ahead).mean()).mean() - 3.0) < 0.3
+    with pytest.raises(Exception, match="validation"):
+        DPK(level_method="auto", val="none")
+
+
+def test_auto_level_choice_survives_save_and_load(tmp_path):
+    rng = np.random.default_rng(9)
+    t = np.arange(24 * 20, dtype=float)
+    y = np.cos(2 * np.pi * t / 24) + 0.1 * rng.normal(size=len(t))
+    m = DPK(periods=[24], epochs=3, search_cutoff=0, val_span=48, level_method="auto").fit(y)
+    m.save(tmp_path / "m")
+    m2 = DPK.load(tmp_path / "m")
+    assert m2.level_choice_ == m.level_choice_
+    np.testing.assert_allclose(
+        np.asarray(m2.predict(horizon=48).mean()), np.asarray(m.predict(horizon=48).mean())
+    )

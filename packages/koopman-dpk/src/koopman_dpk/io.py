@@ -85,6 +85,7 @@ def save_model(model: Any, path: Any, overwrite: bool = False) -> Path:
         "level_trend": None
         if getattr(model, "level_trend_", None) is None
         else model.level_trend_.to_json(),
+        "level_choice": getattr(model, "level_choice_", None),
         "seed": model.config.seed,
         "n_parameters": model.n_parameters_,
         "history": {k: [float(x) for x in v] for k, v in model.history_.items()},
@@ -172,6 +173,7 @@ def load_model(path: Any):
     model.pit_calibration_ = extra.get("pit_calibration")
     model.residual_calibration_ = extra.get("residual_calibration")
     model.scale_calibration_ = extra.get("scale_calibration")
+    model.level_choice_ = cfg.get("level_choice")
     model.level_trend_ = None
     if cfg.get("level_trend"):
         from .leveltrend import DampedTrend

@@ -42,6 +42,7 @@ class DampedTrend:
     alpha: list[float] = field(default_factory=list)
     beta: list[float] = field(default_factory=list)
     sigma2: list[float] = field(default_factory=list)  # one-step variance of the block means
+    replaces_trend: bool = False  # level_target="deseasonalized": replaces the trend ahead
 
     def _leads(self, tau: np.ndarray) -> np.ndarray:
         return np.maximum((np.asarray(tau, dtype=float) - self.end) / self.block, 0.0)

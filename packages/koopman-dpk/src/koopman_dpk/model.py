@@ -48,8 +48,13 @@ class DPKConfig:
     changepoint_penalty: float = 1e-3  # L1 weight on the hinge slopes
     level_window: Any = None  # intercept correction: None, "auto" (longest period) or a duration
     level_method: str = "mean"  # "mean": mean residual over the window; "holt": damped trend;
-    # "ets": the AICc-best of local level / linear / damped trend on the window's block means
+    # "ets": the AICc-best of local level / linear / damped trend on the window's block means;
+    # "auto": the candidate (none, mean, ets on steps, ets on the shortest period's blocks)
+    # with the lowest pinball loss on the validation tail (training data only)
     harmonic_tolerance: float = 0.01  # a found period this close to P/k of a pinned P is snapped
+    level_target: str = "residual"  # holt/ets read the residuals of the network + trend, or
+    # "deseasonalized": y minus the network's periodic part, the smoothing forecast replacing the
+    # explicit trend beyond the training data (MSTL's structure, with DPK as the seasonal model)
     level_uncertainty: bool = True  # holt/ets: add the level forecast's variance to the scale
     sample_num: int = 24
     search_interval: int = 10
@@ -183,10 +188,27 @@ class DPK:
             if not 0 < self.config.calibration_level < 1:
                 raise DPKInputError("calibration_level must lie in (0, 1).")
         lm = self.config.level_method
-        if lm not in ("mean", "holt", "ets"):
-            raise DPKInputError(f"level_method must be 'mean', 'holt' or 'ets', got {lm!r}")
-        if lm in ("holt", "ets"):
-            if self.config.level_window is None:
+        if lm not in ("mean", "holt", "ets", "auto"):
+            raise DPKInputError(
+                f"level_method must be 'mean', 'holt', 'ets' or 'auto', got {lm!r}"
+            )
+        if lm == "auto" and self.config.val == "none":
+            raise DPKInputError(
+                "level_method='auto' chooses on the validation tail; set val='tail' (ideally "
+                "with val_span equal to the forecast horizon)."
+            )
+        if self.config.level_target not in ("residual", "deseasonalized"):
+            raise DPKInputError(
+                "level_target must be 'residual' or 'deseasonalized', got "
+                f"{self.config.level_target!r}"
+            )
+        if self.config.level_target == "deseasonalized" and lm == "mean":  # auto: ets only
+            raise DPKInputError(
+                "level_target='deseasonalized' replaces the trend with a smoothing forecast; "
+                "use it with level_method='ets' or 'holt'."
+            )
+        if lm in ("holt", "ets", "auto"):
+            if self.config.level_window is None and lm != "auto":
                 raise DPKInputError(
                     f"level_method={lm!r} needs level_window (the block length, e.g. '24h')."
                 )
@@ -421,6 +443,9 @@ class DPK:
         self.pit_calibration_ = None
         self.residual_calibration_ = None
         self.scale_calibration_ = None
+        self.level_choice_ = None
+        if c.level_method == "auto":
+            self.level_choice_ = self._select_level_model(tau, cov, Y, tr_idx, va_idx)
         # the validation model's own intercept correction comes from its training part only,
         # so that the calibration below sees the same kind of forecast as the final model
         self._set_level_offset(tau[tr_idx], cov[tr_idx], Y[tr_idx])
@@ -562,17 +587,69 @@ class DPK:
             init[0] = init[0] - (Ys - fit).mean(axis=0)  # the intercept lives in beta
         return beta, hinge, init, z - fit
 
+    def _pinned_periods(self) -> list[float]:
+        return [
+            2 * math.pi / float(w)
+            for b in self.net_.blocks
+            for w, pin in zip(b.omegas().tolist(), b.pinned.tolist(), strict=True)
+            if pin
+        ]
+
+    def _level_method(self) -> tuple[str, float | None]:
+        """(method, window in tau units) in use: the config's, or the one `auto` chose."""
+        choice = getattr(self, "level_choice_", None)
+        if choice is not None:
+            return choice["method"], choice["window"]
+        return self.config.level_method, self._level_window_tau()
+
+    def _level_candidates(self) -> list[tuple[str, float | None]]:
+        """`level_method="auto"`: none; the mean over the longest pinned period (residual
+        target only); ETS at the native step (as MSTL's trend forecaster); ETS on blocks of the
+        shortest pinned period (block means free of the shorter cycle)."""
+        step = float(self.axis_.step)
+        pinned = self._pinned_periods()
+        out: list[tuple[str, float | None]] = []
+        if self.config.level_target == "residual":
+            out.append(("none", None))
+            longest = max(pinned) if pinned else float(max(self.periods_[0], default=step))
+            out.append(("mean", longest))
+        out.append(("ets", step))
+        if pinned and min(pinned) > 1.5 * step:
+            out.append(("ets", min(pinned)))
+        return out
+
+    def _select_level_model(self, tau, cov, Y, tr_idx, va_idx) -> dict[str, Any]:
+        """Score every candidate level model, fitted on the training part, by its mean
+        pinball loss (q = 0.1..0.9) on the validation tail; keep the best."""
+        from .metrics import pinball
+
+        if len(va_idx) < 20:
+            raise DPKInputError(
+                "level_method='auto' needs >= 20 validation points; raise val_span/val_fraction."
+            )
+        levels = np.asarray(DEFAULT_QUANTILES, dtype=float)
+        scores: dict[str, float] = {}
+        best: dict[str, Any] | None = None
+        for method, window in self._level_candidates():
+            self.level_choice_ = {"method": method, "window": window}
+            self._set_level_offset(tau[tr_idx], cov[tr_idx], Y[tr_idx])
+            params = {k: v[None] for k, v in self._params(tau[va_idx], cov[va_idx]).items()}
+            fc = Forecast(self.dist, params, seed=self.config.seed)
+            loss = pinball(Y[va_idx].reshape(len(va_idx), -1), fc._quantile_array(levels))
+            label = method if window is None else f"{method}@{window:g}"
+            scores[label] = float(loss)
+            if best is None or loss < best["score"]:
+                best = {"method": method, "window": window, "score": float(loss)}
+        assert best is not None
+        best["scores"] = scores
+        return best
+
     def _level_window_tau(self) -> float | None:
         lw = self.config.level_window
         if lw is None:
             return None
         if lw == "auto":  # the longest pinned period (else the longest one in use)
-            pinned = [
-                2 * math.pi / float(w)
-                for b in self.net_.blocks
-                for w, pin in zip(b.omegas().tolist(), b.pinned.tolist(), strict=True)
-                if pin
-            ]
+            pinned = self._pinned_periods()
             return max(pinned) if pinned else float(max(self.periods_[0], default=self.axis_.step))
         w = self.axis_.period_to_tau(lw)
         if not w > 0:
@@ -588,15 +665,19 @@ class DPK:
         with torch.no_grad():
             self.net_.level_offset.zero_()
         self.level_trend_ = None
-        window = self._level_window_tau()
-        if window is None or len(tau) == 0:
+        method, window = self._level_method()
+        if window is None or method == "none" or len(tau) == 0:
             return
-        if self.config.level_method in ("holt", "ets"):
+        if method in ("holt", "ets"):
             from .leveltrend import fit_block_trend
 
             pred = np.asarray(self.dist.mean(self._scaled_params(tau, cov)), dtype=float)
             resid = (Y - self.center_) / self.scale_ - pred.reshape(len(tau), -1)
-            self.level_trend_ = fit_block_trend(tau, resid, window, self.config.level_method)
+            deseason = self.config.level_target == "deseasonalized"
+            if deseason:  # the smoothing model sees the trend too (and replaces it ahead)
+                resid = resid + self._trend_values(tau)
+            self.level_trend_ = fit_block_trend(tau, resid, window, method)
+            self.level_trend_.replaces_trend = deseason
             return
         sel = tau >= tau[-1] - window
         params = self._scaled_params(tau[sel], cov[sel])
@@ -658,13 +739,23 @@ class DPK:
         trend = getattr(self, "level_trend_", None)
         if trend is not None:  # additive local level/trend of the residuals (level_method)
             loc = self.dist.param_names[0]
-            out[loc] = out[loc] + trend.correction(tau).reshape(out[loc].shape)
+            corr = trend.correction(tau)
+            if trend.replaces_trend:  # beyond the training data the smoothing forecast
+                ahead = (np.asarray(tau, dtype=float) > trend.end)[:, None]  # replaces the trend
+                corr = np.where(ahead, corr - self._trend_values(tau), 0.0)
+            out[loc] = out[loc] + corr.reshape(out[loc].shape)
             scale = LOCATION_SCALE.get(self.dist.name)
             if scale is not None and self.config.level_uncertainty:
                 # the level forecast's error is independent of the noise: add the variances
                 v = trend.variance(tau).reshape(out[scale].shape)
                 out[scale] = np.sqrt(out[scale] ** 2 + v)
         return out
+
+    def _trend_values(self, tau: np.ndarray) -> np.ndarray:
+        """(len(tau), d) the explicit trend term (location scale, scaled units)."""
+        with torch.no_grad():
+            t = torch.as_tensor(np.asarray(tau, dtype=float), dtype=torch.float64)
+            return self.net_.trend_term(t.to(self.config.device)).double().cpu().numpy()
 
     def _params(self, tau: np.ndarray, cov: np.ndarray) -> dict[str, np.ndarray]:
         return self.dist.unscale(self._scaled_params(tau, cov), self.center_, self.scale_)
