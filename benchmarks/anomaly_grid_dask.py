@@ -189,7 +189,9 @@ def main() -> None:
     times = pd.DatetimeIndex(res.decision_time.values)
     in_drop = np.asarray((times >= "2019-10-22") & (times <= "2019-12-06"))
     flags = res["flag"].values != 0
-    print(f"dask run (read from disk + detect): {wall:.1f} s wall, peak RSS {mem.peak / 1e9:.2f} GB")
+    print(
+        f"dask run (read from disk + detect): {wall:.1f} s wall, peak RSS {mem.peak / 1e9:.2f} GB"
+    )
     print(
         f"flagged share of region pixel-windows inside the drop: {flags[in_drop][:, region].mean():.3f}; "
         f"outside the region: {flags[:, ~region].mean():.5f}"
@@ -210,9 +212,7 @@ def main() -> None:
     mon = np.flatnonzero(m(per["monitor"]))
     dec = decision_index(len(t_idx), mon[0], mon[-1] + 1, cfg.window)
     t1 = time.time()
-    eager = grid.grid_stats_eager(
-        sub.values, t_idx, m(per["train"]), m(per["calib"]), dec, cfg
-    )
+    eager = grid.grid_stats_eager(sub.values, t_idx, m(per["train"]), m(per["calib"]), dec, cfg)
     t_eager = time.time() - t1
     got = (
         res["p_value"]

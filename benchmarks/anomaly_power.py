@@ -395,7 +395,9 @@ def hac_t_check(seeds: list[int], forecaster: str, epochs: int, k: int = 168) ->
     far: dict[tuple[str, bool, float], list[float]] = {}
     fw: dict[tuple[str, bool, float], list[bool]] = {}
     for seed in seeds:
-        r = residuals_for(synth.make_stations(seed=1000 + seed, anomalies=False), forecaster, epochs)
+        r = residuals_for(
+            synth.make_stations(seed=1000 + seed, anomalies=False), forecaster, epochs
+        )
         ca = mask(r.times, CALIB)
         mon = np.flatnonzero(mask(r.times, MONITOR))
         dec = decision_index(len(r.times), int(mon[0]), int(mon[-1]) + 1, k)

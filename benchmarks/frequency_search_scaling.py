@@ -40,7 +40,9 @@ def main() -> None:
         times.append(cpu)
         walls.append(wall)
         ok &= all(abs(r[2] - PERIOD) / PERIOD < 0.002 for r in reps)
-        print(f"N={n:>8d}  cpu={cpu * 1e3:9.2f} ms  wall={wall * 1e3:9.2f} ms  period={reps[0][2]:.4f}")
+        print(
+            f"N={n:>8d}  cpu={cpu * 1e3:9.2f} ms  wall={wall * 1e3:9.2f} ms  period={reps[0][2]:.4f}"
+        )
     times = np.array(times)
     slope = np.polyfit(np.log(ns), np.log(times), 1)[0]
     slope_wall = np.polyfit(np.log(ns), np.log(walls), 1)[0]

@@ -24,9 +24,19 @@ def _import_name(pp: Path) -> str:
 def test_all_members_present() -> None:
     names = {pp.parent.name for pp in MEMBERS}
     assert names == {
-        "lm-kit", "sae-core", "autointerp", "scalable-elicit", "dsb-moments", "elk-quirky",
-        "repe", "adaptive-retrieval", "koopman-dpk", "koopman-anomaly",
-        "interp", "airwatch", "repro",
+        "lm-kit",
+        "sae-core",
+        "autointerp",
+        "scalable-elicit",
+        "dsb-moments",
+        "elk-quirky",
+        "repe",
+        "adaptive-retrieval",
+        "koopman-dpk",
+        "koopman-anomaly",
+        "interp",
+        "airwatch",
+        "repro",
     }
 
 
@@ -40,8 +50,10 @@ def test_no_undeclared_sibling_imports() -> None:
     import_to_dist = {_import_name(pp): _project(pp)["name"] for pp in MEMBERS}
     for pp in MEMBERS:
         own = _import_name(pp)
-        declared = {d.split(";")[0].split("[")[0].split(">")[0].split("=")[0].strip()
-                    for d in _project(pp).get("dependencies", [])}
+        declared = {
+            d.split(";")[0].split("[")[0].split(">")[0].split("=")[0].strip()
+            for d in _project(pp).get("dependencies", [])
+        }
         for py in (pp.parent / "src").rglob("*.py"):
             tree = ast.parse(py.read_text())
             for node in ast.walk(tree):

@@ -238,7 +238,8 @@ def test_real_dpk_adapter_pit_and_roundtrip(tmp_path):
     z = standardised_residuals(y, pr)
     ok = np.isfinite(y)
     np.testing.assert_allclose(
-        z[ok], stats.norm.ppf(np.clip(stats.norm.cdf((y[ok] - mu[ok]) / sd[ok]), 1e-12, 1 - 1e-12)),
+        z[ok],
+        stats.norm.ppf(np.clip(stats.norm.cdf((y[ok] - mu[ok]) / sd[ok]), 1e-12, 1 - 1e-12)),
         atol=1e-6,
     )
     assert np.isnan(z[50:60]).all()

@@ -234,7 +234,9 @@ def detect(
     window: str | None = typer.Option(None, help="e.g. 168h"),
     side: str | None = typer.Option(None, help="lower | upper | both"),
     alpha: float | None = typer.Option(None),
-    null: str | None = typer.Option(None, help="hac | hac_t (Student-t, for Holm/maxT) | empirical | bootstrap | insample"),
+    null: str | None = typer.Option(
+        None, help="hac | hac_t (Student-t, for Holm/maxT) | empirical | bootstrap | insample"
+    ),
     correction: str | None = typer.Option(None, help="none | bonferroni | holm | bh | by | maxt"),
     method: str | None = typer.Option(None, help="window | cusum | glr"),
     combine: str | None = typer.Option(None, help="stouffer | hotelling"),

@@ -189,9 +189,7 @@ class DPK:
                 raise DPKInputError("calibration_level must lie in (0, 1).")
         lm = self.config.level_method
         if lm not in ("mean", "holt", "ets", "auto"):
-            raise DPKInputError(
-                f"level_method must be 'mean', 'holt', 'ets' or 'auto', got {lm!r}"
-            )
+            raise DPKInputError(f"level_method must be 'mean', 'holt', 'ets' or 'auto', got {lm!r}")
         if lm == "auto" and self.config.val == "none":
             raise DPKInputError(
                 "level_method='auto' chooses on the validation tail; set val='tail' (ideally "
