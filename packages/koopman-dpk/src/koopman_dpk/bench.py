@@ -1,6 +1,6 @@
 """Side-by-side forecast benchmark on real offline series: DPK vs seasonal naive, MSTL, AutoETS.
 
-    python -m koopman_dpk.bench --dataset elecdemand|taylor|co2|all [--quick]
+    python -m koopman_dpk.bench --dataset elecdemand|taylor|co2|seattle|all [--quick]
 
 Every model is refitted at each origin on the same training window and scored on the same test
 span; ratios DPK/baseline are averaged per origin (`backtest.summarize`).
@@ -18,7 +18,7 @@ import pandas as pd
 
 from .backtest import backtest, summarize
 from .baselines import SeasonalNaive, StatsforecastModel, VanillaMLR
-from .datasets import load_co2, load_elecdemand, load_taylor
+from .datasets import load_co2, load_elecdemand, load_seattle_temps, load_taylor
 from .model import DPK
 
 
@@ -50,6 +50,10 @@ def _taylor():
 
 def _co2():
     return load_co2(), None
+
+
+def _seattle():
+    return load_seattle_temps(), None
 
 
 CASES = {
@@ -140,6 +144,35 @@ CASES = {
         seasons=[52],
         ets_season=52,  # falls back to a non-seasonal ETS (m > 24), in ~1.5 s
         notes="weekly, 104-week horizon, NaNs dropped by DPK",
+    ),
+    "seattle": BenchCase(
+        "seattle",
+        _seattle,
+        dict(
+            distribution="normal",
+            periods=["24h"],
+            num_freqs=2,
+            trend="piecewise",
+            epochs=100,
+            min_epochs=20,
+            search_cutoff=0,
+            level_method="ets",
+            level_window="24h",  # daily means of the residuals
+            recency_halflife="14D",  # the diurnal shape changes with the season
+            calibration="scale",
+            val_span="31D",  # calibration blocks as long as the horizon
+            refit_full=True,
+            seed=0,
+        ),
+        origins=[f"2010-{m:02d}-01" for m in range(7, 13)],
+        quick_origins=["2010-09-01", "2010-11-01"],
+        tune_origins=["2010-05-01", "2010-06-01"],  # test spans end by 2010-07-01
+        horizon="month",
+        window=None,  # expanding from January
+        season=24,
+        seasons=[24],
+        ets_season=24,
+        notes="hourly, one year (2010), the DST hour missing: irregular time for DPK",
     ),
 }
 

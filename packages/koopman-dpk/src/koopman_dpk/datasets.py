@@ -6,6 +6,8 @@
 * taylor (forecast): 4,032 half-hourly rows of England & Wales demand, Monday 2000-06-05 to
   Sunday 2000-08-27 (12 weeks).
 * co2 (statsmodels): 2,284 weekly Mauna Loa rows 1958-03-29 .. 2001-12-29, 59 of them NaN.
+* seattle-temps (vega-datasets, shipped in the wheel): 8,759 hourly temperatures (°F) for 2010;
+  2010-03-14 03:00 (the DST change) is missing.
 """
 
 from __future__ import annotations
@@ -57,3 +59,20 @@ def load_co2() -> pd.Series:
     s = sm.datasets.co2.load_pandas().data["co2"].astype(float)
     s.index = pd.DatetimeIndex(s.index, name="time")
     return s.rename("co2")
+
+
+def load_seattle_temps() -> pd.Series:
+    """Hourly Seattle temperature (°F) for 2010 on the full hourly grid: the missing
+    2010-03-14 03:00 is NaN (DPK drops it and fits on irregular time; the baselines
+    interpolate it)."""
+    _require("vega_datasets", "vega-datasets")
+    from importlib import resources
+
+    path = resources.files("vega_datasets") / "_data" / "seattle-temps.csv"
+    with resources.as_file(path) as f:
+        df = pd.read_csv(f)
+    s = pd.Series(
+        df["temp"].to_numpy(float), index=pd.DatetimeIndex(pd.to_datetime(df["date"]), name="time")
+    )
+    grid = pd.date_range(s.index[0], s.index[-1], freq="1h", name="time")
+    return s.reindex(grid).rename("temp")

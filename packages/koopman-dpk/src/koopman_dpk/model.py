@@ -55,6 +55,7 @@ class DPKConfig:
     level_target: str = "residual"  # holt/ets read the residuals of the network + trend, or
     # "deseasonalized": y minus the network's periodic part, the smoothing forecast replacing the
     # explicit trend beyond the training data (MSTL's structure, with DPK as the seasonal model)
+    recency_halflife: Any = None  # loss weights 0.5 ** (age / halflife): recent data count more
     level_uncertainty: bool = True  # holt/ets: add the level forecast's variance to the scale
     sample_num: int = 24
     search_interval: int = 10
@@ -300,6 +301,15 @@ class DPK:
         axis.step = float(np.median(np.diff(tau))) if len(tau) > 1 else 1.0
         self.dist.check_support(Y)
         span = float(tau[-1] - tau[0])
+        if c.recency_halflife is not None:
+            # exponential recency weights (the recency half of GEFCom's loss weights): a slowly
+            # changing periodic shape is fitted to its recent form
+            hl = axis.period_to_tau(c.recency_halflife)
+            if not hl > 0:
+                raise DPKInputError(
+                    f"recency_halflife must be positive, got {c.recency_halflife!r}"
+                )
+            w = w * 0.5 ** ((tau[-1] - tau) / hl)
         pinned = [axis.period_to_tau(p) for p in (c.periods or [])]
         longest = max(pinned, default=0.0)
         need = max(MIN_POINTS, int(math.ceil(2 * longest / axis.step)) if longest else 0)

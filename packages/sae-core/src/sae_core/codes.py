@@ -11,9 +11,10 @@ import torch
 
 
 def oversubscribed() -> bool:
-    """True when the 1-minute load average exceeds the CPU count (threads get descheduled)."""
+    """True when the 1-minute load average exceeds 1.5x the CPU count (threads get descheduled;
+    a process that keeps every core busy by itself reads about 1x)."""
     try:
-        return os.getloadavg()[0] > (os.cpu_count() or 1)
+        return os.getloadavg()[0] > 1.5 * (os.cpu_count() or 1)
     except (OSError, AttributeError):  # no load average on this platform
         return False
 

@@ -1,0 +1,47 @@
+"""The offline benchmark datasets load with the shapes the spec states, and recency weights make
+the fit follow a periodic shape that changes over time."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from koopman_dpk import DPK
+from koopman_dpk.datasets import load_co2, load_elecdemand, load_seattle_temps, load_taylor
+from koopman_dpk.errors import DPKInputError
+
+
+def test_offline_datasets_have_the_documented_shapes():
+    e = load_elecdemand()
+    assert e.shape == (17520, 3) and e.index[0] == pd.Timestamp("2014-01-01 00:00")
+    # one WorkDay value per day: 1 Jan 2014 (a holiday), Thu, Fri, Sat, Sun, Mon
+    assert e["WorkDay"].iloc[::48][:6].tolist() == [0, 1, 1, 0, 0, 1]
+    t = load_taylor()
+    assert len(t) == 4032 and t.index[0].dayofweek == 0  # Monday 2000-06-05
+    c = load_co2()
+    assert len(c) == 2284 and int(c.isna().sum()) == 59
+    s = load_seattle_temps()
+    # 8,759 readings on the 8,760-hour grid of 2010: the DST hour is the one NaN
+    assert len(s) == 8760 and int(s.isna().sum()) == 1
+    assert s.index[s.isna()][0] == pd.Timestamp("2010-03-14 03:00")
+
+
+def test_recency_weights_follow_a_changing_periodic_shape():
+    # the daily amplitude grows from 1 to 3 in the last quarter: with a short half-life the
+    # fitted amplitude is the recent one, without it the average
+    rng = np.random.default_rng(0)
+    T = 24 * 80
+    t = np.arange(T, dtype=float)
+    amp = np.where(t < 0.75 * T, 1.0, 3.0)
+    y = amp * np.cos(2 * np.pi * t / 24) + 0.1 * rng.normal(size=T)
+    kw = dict(periods=[24], trend="constant", epochs=30, lr=1e-2, search_cutoff=0, val="none")
+    plain = DPK(**kw).fit(y)
+    recent = DPK(recency_halflife=24 * 3, **kw).fit(y)
+    ahead = np.arange(T, T + 24, dtype=float)
+
+    def amplitude(m):
+        mu = np.asarray(m.predict(times=ahead).mean())
+        return (mu.max() - mu.min()) / 2
+
+    assert abs(amplitude(recent) - 3.0) < 0.3, amplitude(recent)
+    assert amplitude(plain) < 2.6, amplitude(plain)
+    with pytest.raises(DPKInputError, match="recency_halflife"):
+        DPK(recency_halflife=-1, **kw).fit(y)
