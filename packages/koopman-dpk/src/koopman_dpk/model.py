@@ -603,6 +603,11 @@ class DPK:
             if pin
         ]
 
+    def _longest_period(self) -> float:
+        """The longest pinned period (else the longest one in use): `level_window="auto"`."""
+        pinned = self._pinned_periods()
+        return max(pinned) if pinned else float(max(self.periods_[0], default=self.axis_.step))
+
     def _level_method(self) -> tuple[str, float | None]:
         """(method, window in tau units) in use: the config's, or the one `auto` chose."""
         choice = getattr(self, "level_choice_", None)
@@ -619,8 +624,7 @@ class DPK:
         out: list[tuple[str, float | None]] = []
         if self.config.level_target == "residual":
             out.append(("none", None))
-            longest = max(pinned) if pinned else float(max(self.periods_[0], default=step))
-            out.append(("mean", longest))
+            out.append(("mean", self._longest_period()))
         out.append(("ets", step))
         if pinned and min(pinned) > 1.5 * step:
             out.append(("ets", min(pinned)))
@@ -656,9 +660,8 @@ class DPK:
         lw = self.config.level_window
         if lw is None:
             return None
-        if lw == "auto":  # the longest pinned period (else the longest one in use)
-            pinned = self._pinned_periods()
-            return max(pinned) if pinned else float(max(self.periods_[0], default=self.axis_.step))
+        if lw == "auto":
+            return self._longest_period()
         w = self.axis_.period_to_tau(lw)
         if not w > 0:
             raise DPKInputError(f"level_window must be positive, got {lw!r}")
