@@ -45,3 +45,15 @@ def test_recency_weights_follow_a_changing_periodic_shape():
     assert amplitude(plain) < 2.6, amplitude(plain)
     with pytest.raises(DPKInputError, match="recency_halflife"):
         DPK(recency_halflife=-1, **kw).fit(y)
+
+
+def test_allow_single_cycle_accepts_fewer_than_two_cycles():
+    # 1.5 cycles of a period-400 sine plus a daily-like period 20: refused by default (two
+    # cycles needed), accepted with allow_single_cycle, and the long cycle is then usable
+    t = np.arange(600, dtype=float)
+    y = np.sin(2 * np.pi * t / 400) + 0.5 * np.cos(2 * np.pi * t / 20)
+    kw = dict(periods=[20, 400], trend="constant", epochs=2, search_cutoff=0, val="none")
+    with pytest.raises(DPKInputError, match="allow_single_cycle"):
+        DPK(**kw).fit(y)
+    m = DPK(allow_single_cycle=True, **kw).fit(y)
+    assert m.periods_[0] == pytest.approx([20.0, 400.0])

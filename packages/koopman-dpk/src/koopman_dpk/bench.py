@@ -150,8 +150,9 @@ CASES = {
         _seattle,
         dict(
             distribution="normal",
-            periods=["24h"],
-            num_freqs=2,
+            periods=["24h", "8766h"],  # the annual cycle from under one year of data
+            allow_single_cycle=True,
+            num_freqs=3,
             trend="piecewise",
             epochs=100,
             min_epochs=20,

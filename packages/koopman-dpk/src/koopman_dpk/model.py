@@ -312,11 +312,12 @@ class DPK:
             w = w * 0.5 ** ((tau[-1] - tau) / hl)
         pinned = [axis.period_to_tau(p) for p in (c.periods or [])]
         longest = max(pinned, default=0.0)
-        need = max(MIN_POINTS, int(math.ceil(2 * longest / axis.step)) if longest else 0)
+        cycles = 0 if c.allow_single_cycle else 2  # allow_single_cycle: < 2 cycles accepted
+        need = max(MIN_POINTS, int(math.ceil(cycles * longest / axis.step)) if longest else 0)
         if len(Y) < need:
             raise DPKInputError(
                 f"only {len(Y)} valid points; need at least {need} (max(50, two longest periods)). "
-                "Give a longer series or shorter periods."
+                "Give a longer series, shorter periods, or allow_single_cycle=True."
             )
         for p in pinned:
             if p <= 2 * axis.step:
