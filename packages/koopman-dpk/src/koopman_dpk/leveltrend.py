@@ -76,8 +76,9 @@ class DampedTrend:
         if hmax <= 1:
             return out
         j = np.arange(1, hmax, dtype=float)  # j = 1 .. hmax - 1
+        phi_j = self._phi_sum(j)
         for col in range(d):
-            c = self.alpha[col] + self.beta[col] * self._phi_sum(j)[:, col]
+            c = self.alpha[col] + self.beta[col] * phi_j[:, col]
             cum = np.concatenate([[0.0, 0.0], np.cumsum(c**2)])  # cum[h] = sum_{j<h} c_j^2
             out[:, col] = self.sigma2[col] * cum[np.clip(h, 0, hmax)]
         return out
