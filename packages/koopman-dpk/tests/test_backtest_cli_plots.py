@@ -68,7 +68,7 @@ def test_vanilla_mlr_recovers_a_model_in_its_span_and_uses_shifted_scenarios():
     assert slot.max() == 47
     n_train = 48 * 21  # train 1-21 March, test 22-28 March (a month seen in training)
     test = idx[n_train : n_train + 48 * 7]
-    m = VanillaMLR(temp).fit(y.iloc[:n_train])
+    m = VanillaMLR(temp, scenarios="shifted").fit(y.iloc[:n_train])
     levels = [0.1, 0.5, 0.9]
     q = m.predict_quantiles(len(test), levels, covariates=pd.DataFrame(index=test))
     scen = np.sort(
@@ -85,6 +85,60 @@ def test_vanilla_mlr_recovers_a_model_in_its_span_and_uses_shifted_scenarios():
     np.testing.assert_allclose(q, expected, rtol=1e-6, atol=1e-6)
     with pytest.raises(DPKInputError, match="DatetimeIndex"):
         VanillaMLR(temp).fit(pd.Series(y.to_numpy()))
+
+
+def _vanilla_truth(ix, tt):
+    wd_eff = np.array([0.0, 0.5, 0.4, 0.3, 0.2, -1.0, -1.5])
+    return 50 + 2 * np.cos(2 * np.pi * ix.hour.to_numpy() / 24) + wd_eff[ix.dayofweek] + 0.8 * tt
+
+
+def test_vanilla_mlr_past_years_scenarios_are_hong_s_and_ex_ante():
+    # hourly temperature over 4 years with a distinct value at every hour; the test week's
+    # scenario (k years back, d days shifted) must read exactly temp(t - k years + d days)
+    idx = pd.date_range("2011-01-01", "2015-04-30 23:00", freq="h")
+    hours = np.arange(idx.size, dtype=float)
+    temp = pd.Series(10 + 8 * np.sin(2 * np.pi * hours / 8766) + hours / 1e4, idx)
+    y = pd.Series(_vanilla_truth(idx, temp.to_numpy()), idx)
+    origin = pd.Timestamp("2015-03-22")
+    test = pd.date_range(origin, periods=24 * 7, freq="h")
+    m = VanillaMLR(temp, scenarios="past_years", n_years=11).fit(y[y.index < origin])
+    temps = m.scenario_temperatures(test)
+    # 2011-03-18 (k=4, d=-4) is in the history, so 4 years x 9 shifts = 36 scenarios
+    assert temps.shape == (test.size, 36) and m.scenarios_used_ == "past_years"
+    first = pd.Timestamp("2015-03-22 00:00")
+    by_hand = [
+        temp[pd.Timestamp("2014-03-18 00:00")],  # k = 1, d = -4
+        temp[pd.Timestamp("2014-03-22 00:00")],  # k = 1, d = 0
+        temp[pd.Timestamp("2012-03-26 00:00")],  # k = 3, d = +4
+    ]
+    np.testing.assert_allclose(temps[test.get_loc(first), [0, 4, 26]], by_hand)
+    # ex ante: temperatures at or after the origin are never read
+    blind = temp.where(temp.index < origin)
+    m2 = VanillaMLR(blind, scenarios="past_years").fit(y[y.index < origin])
+    np.testing.assert_allclose(m2.scenario_temperatures(test), temps)
+    # quantiles: sorted[floor(q n)] of the 36 scenario forecasts (Vanilla recovers the truth)
+    levels = [0.1, 0.5, 0.9]
+    q = m.predict_quantiles(test.size, levels, covariates=pd.DataFrame(index=test))
+    scen = np.sort(np.stack([_vanilla_truth(test, temps[:, j]) for j in range(36)], 1), axis=1)
+    np.testing.assert_allclose(q, scen[:, [int(np.floor(lv * 36)) for lv in levels]], atol=1e-6)
+
+
+def test_vanilla_mlr_too_few_past_years():
+    idx = pd.date_range("2014-01-01", "2015-04-30 23:00", freq="h")
+    temp = pd.Series(10 + np.sin(np.arange(idx.size) / 500), idx)
+    y = pd.Series(_vanilla_truth(idx, temp.to_numpy()), idx)
+    origin = pd.Timestamp("2015-03-22")
+    test = pd.date_range(origin, periods=48, freq="h")
+    with pytest.raises(DPKInputError, match="need 3 past years.*found 1"):
+        VanillaMLR(temp, scenarios="past_years").fit(y[y.index < origin]).scenario_temperatures(
+            test
+        )
+    auto = VanillaMLR(temp).fit(y[y.index < origin])
+    with pytest.warns(UserWarning, match="shifted"):
+        temps = auto.scenario_temperatures(test)
+    assert auto.scenarios_used_ == "shifted" and temps.shape == (48, 9)
+    with pytest.raises(DPKInputError, match="scenarios must be"):
+        VanillaMLR(temp, scenarios="future")
 
 
 @pytest.mark.slow

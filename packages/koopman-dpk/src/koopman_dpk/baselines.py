@@ -163,16 +163,39 @@ class VanillaMLR:
     + (T, T^2, T^3):M + (T, T^2, T^3):H, with the calendar taken from the timestamps ('H' is
     the period of the day, so half-hourly data gets 48 levels).
 
-    Probabilistic forecasts come from temperature scenarios. `scenarios="shifted"` (ex post, for
-    spans under 3 years) uses the actual temperature shifted by -4..+4 days; the q-quantile is
+    Probabilistic forecasts come from temperature scenarios (Xie & Hong); the q-quantile is
     sorted[floor(q n)] over the n scenario forecasts. `temperature` is the full temperature
-    series (it must cover the shifted test times).
+    series.
+
+    * `scenarios="past_years"` (Hong's): the temperatures of the same calendar dates in each of
+      the `n_years` years before the test (fewer if the history is shorter), each shifted by
+      -4..+4 days: 99 scenarios for 11 years. Only temperatures before the forecast origin are
+      read, so it is ex ante. At least `min_years` past years must cover the test dates.
+    * `scenarios="shifted"` (ex post, for spans under 3 years): the actual test-period
+      temperature shifted by -4..+4 days.
+    * `scenarios="auto"` (default): past years when `min_years` of them cover the test dates,
+      else shifted (with a warning that says so).
     """
 
-    def __init__(self, temperature: pd.Series, column: str = "Temperature", shift_days: int = 4):
+    def __init__(
+        self,
+        temperature: pd.Series,
+        column: str = "Temperature",
+        shift_days: int = 4,
+        scenarios: str = "auto",
+        n_years: int = 11,
+        min_years: int = 3,
+    ):
+        if scenarios not in ("auto", "past_years", "shifted"):
+            raise DPKInputError(
+                f"scenarios must be 'auto', 'past_years' or 'shifted', got {scenarios!r}"
+            )
         self.temperature = temperature.sort_index()
         self.column = column
         self.shift_days = shift_days
+        self.scenarios = scenarios
+        self.n_years = int(n_years)
+        self.min_years = int(min_years)
         self.name = "Vanilla"
 
     def _design(self, idx: pd.DatetimeIndex, temp: np.ndarray) -> np.ndarray:
@@ -211,14 +234,58 @@ class VanillaMLR:
         self.beta_, *_ = np.linalg.lstsq(X, y.to_numpy(float)[ok], rcond=None)
         return self
 
-    def _scenarios(self, idx: pd.DatetimeIndex) -> np.ndarray:
-        out = []
-        for d in range(-self.shift_days, self.shift_days + 1):
-            shifted = self.temperature.reindex(idx + pd.Timedelta(days=d)).to_numpy(float)
-            base = self.temperature.reindex(idx).to_numpy(float)
-            out.append(
-                self._design(idx, np.where(np.isfinite(shifted), shifted, base)) @ self.beta_
+    def _past_years(self, idx: pd.DatetimeIndex) -> list[int]:
+        """The years k = 1..n_years back whose shifted temperatures, all before the forecast
+        origin (idx[0]), cover every test time."""
+        known = self.temperature[self.temperature.index < idx[0]].dropna()
+        shifts = [pd.Timedelta(days=d) for d in range(-self.shift_days, self.shift_days + 1)]
+        return [
+            k
+            for k in range(1, self.n_years + 1)
+            if all((idx - pd.DateOffset(years=k) + s).isin(known.index).all() for s in shifts)
+        ]
+
+    def scenario_temperatures(self, idx: pd.DatetimeIndex) -> np.ndarray:
+        """(len(idx), n_scenarios) temperatures of the scenarios used for the test times idx."""
+        idx = pd.DatetimeIndex(idx)
+        mode = self.scenarios
+        years = self._past_years(idx) if mode != "shifted" else []
+        if mode == "past_years" and len(years) < self.min_years:
+            raise DPKInputError(
+                f"past-years scenarios need {self.min_years} past years of temperature at the "
+                f"test dates (+-{self.shift_days} days) before {idx[0]}; found {len(years)}. "
+                "Give a longer temperature history, lower min_years, or use scenarios='shifted'."
             )
+        if mode == "auto" and len(years) < self.min_years:
+            import warnings
+
+            warnings.warn(
+                f"VanillaMLR: {len(years)} past year(s) of temperature cover the test dates "
+                f"(< min_years={self.min_years}); using ex-post 'shifted' scenarios instead.",
+                stacklevel=2,
+            )
+            mode = "shifted"
+        base = self.temperature.reindex(idx).to_numpy(float)
+        shifts = range(-self.shift_days, self.shift_days + 1)
+        cols = []
+        if mode == "shifted":
+            for d in shifts:
+                v = self.temperature.reindex(idx + pd.Timedelta(days=d)).to_numpy(float)
+                cols.append(np.where(np.isfinite(v), v, base))
+        else:
+            for k in years:
+                back = idx - pd.DateOffset(years=k)
+                for d in shifts:
+                    cols.append(
+                        self.temperature.reindex(back + pd.Timedelta(days=d)).to_numpy(float)
+                    )
+        self.scenarios_used_ = mode
+        self.n_scenarios_ = len(cols)
+        return np.stack(cols, 1)
+
+    def _scenarios(self, idx: pd.DatetimeIndex) -> np.ndarray:
+        temps = self.scenario_temperatures(idx)
+        out = [self._design(idx, temps[:, j]) @ self.beta_ for j in range(temps.shape[1])]
         return np.sort(np.stack(out, 1), axis=1)
 
     def predict_mean(self, horizon: int, covariates: pd.DataFrame | None = None) -> np.ndarray:

@@ -197,7 +197,8 @@ def run_case(
             "AutoETS": lambda: StatsforecastModel("AutoETS", case.ets_season),
         }
         if case.extra.get("vanilla") and x is not None:
-            models["Vanilla"] = lambda: VanillaMLR(x["Temperature"])
+            # one year of data: the ex-post shifted scenarios (past years need several)
+            models["Vanilla"] = lambda: VanillaMLR(x["Temperature"], scenarios="shifted")
     cfg = {**case.dpk, **(dpk_overrides or {})}
     if origins is None:
         origins = case.quick_origins if quick else case.origins
