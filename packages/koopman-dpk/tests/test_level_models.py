@@ -217,3 +217,39 @@ def test_auto_level_choice_survives_save_and_load(tmp_path):
     np.testing.assert_allclose(
         np.asarray(m2.predict(horizon=48).mean()), np.asarray(m.predict(horizon=48).mean())
     )
+
+
+def test_filtered_one_step_predictions_equal_the_recursions():
+    # p + l0 u + b0 v (one IIR filter pass) must equal the state recursions run by hand
+    from koopman_dpk.leveltrend import _one_step_parts, _smooth
+
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.normal(size=300)) + 0.1 * np.arange(300)
+    for alpha, beta, phi in [(0.3, 0.05, 1.0), (0.7, 0.2, 0.9), (0.1, 0.0, 1.0)]:
+        l0, b0 = 1.5, -0.2
+        p, u, v = _one_step_parts(x, alpha, beta, phi)
+        pred = p + l0 * u + b0 * v
+        level, slope, by_hand = l0, b0, []
+        for val in x:
+            by_hand.append(level + phi * slope)
+            err = val - by_hand[-1]
+            level, slope = by_hand[-1] + alpha * err, phi * slope + beta * err
+        np.testing.assert_allclose(pred, by_hand, rtol=1e-9, atol=1e-9)
+        sse = _smooth(x, alpha, beta, phi, l0, b0)[0]
+        assert sse == pytest.approx(float(np.sum((x - pred) ** 2)), rel=1e-9)
+
+
+def test_initial_states_are_estimated():
+    # a global drift with a local level (beta ~ 0): the slope must come from b_0, not from
+    # the first ten points; the forecast slope equals the true drift
+    rng = np.random.default_rng(6)
+    n, drift = 800, 0.02
+    level, xs = 300.0, []
+    for _ in range(n):
+        e = 0.3 * rng.normal()
+        xs.append(level + drift + e)
+        level += drift + 0.4 * e
+    fit = fit_smoothing(np.array(xs), "AAN")
+    assert abs(fit.slope - drift) < 0.005, fit.slope
+    assert abs(fit.alpha - 0.4) < 0.08, fit.alpha
+    assert select_smoothing(np.array(xs)).kind in ("AAN", "AAdN")

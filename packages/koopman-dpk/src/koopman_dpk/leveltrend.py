@@ -3,7 +3,11 @@
 `level_method="holt"` or `"ets"` in `DPK`: the location residuals of the fitted model on its
 training data are averaged over consecutive blocks of `level_window` (ending at the last training
 time) and an additive exponential-smoothing model is fitted to those block means by one-step
-least squares, with Hyndman's bounds (0 < beta <= alpha < 1, 0.8 <= phi <= 0.98):
+least squares, with Hyndman's bounds (0 < beta <= alpha < 1, 0.8 <= phi <= 0.98). As in
+Hyndman et al. (2008) and R's `ets`, the initial level and slope are estimated with the
+smoothing parameters: the one-step predictions are linear in (l_0, b_0), so for each
+(alpha, beta, phi) they are solved by least squares (the SSE is concentrated), and the
+predictions come from one IIR filter pass (`scipy.signal.lfilter`):
 
 * ``"ANN"`` simple exponential smoothing (a local level),
 * ``"AAN"`` Holt's linear trend,
@@ -25,10 +29,12 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, signal
 
 PHI_BOUNDS = (0.8, 0.98)
 KINDS = ("ANN", "AAN", "AAdN")
+# smoothing parameters + initial states + sigma^2, counted as R's ets does
+N_PARAMS = {"ANN": 3, "AAN": 5, "AAdN": 6}
 
 
 @dataclass
@@ -100,21 +106,11 @@ class SmoothingFit:
 
     @property
     def aicc(self) -> float:
-        k = {"ANN": 1, "AAN": 2, "AAdN": 3}[self.kind] + 1  # smoothing parameters + sigma^2
+        k = N_PARAMS[self.kind]
         n = self.n
         if n - k - 1 <= 0:
             return math.inf
         return n * math.log(max(self.sse, 1e-300) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
-
-
-def _initial_state(x: np.ndarray, with_slope: bool) -> tuple[float, float]:
-    """(l0, b0): OLS line through the first min(10, n/2) points, evaluated one step before x[0]."""
-    m = max(2, min(10, len(x) // 2))
-    if not with_slope:
-        return float(x[:m].mean()), 0.0
-    t = np.arange(m, dtype=float)
-    b, a = np.polyfit(t, x[:m], 1)
-    return float(a - b), float(b)
 
 
 def _smooth(
@@ -132,39 +128,85 @@ def _smooth(
     return sse, level, slope
 
 
+def _one_step_parts(
+    x: np.ndarray, alpha: float, beta: float, phi: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one-step predictions split as p + l_0 u + b_0 v. With q_t = (l_{t-1}, b_{t-1}):
+    q_{t+1} = D q_t + g x_t and x_hat_t = w'q_t, where w = (1, phi), g = (alpha, beta) and
+    D = F - g w' (F the trend transition), so x_hat is x filtered by w'(zI - D)^{-1} g, and the
+    initial state enters as w'D^t q_0 (the homogeneous recursion of the same denominator)."""
+    d11, d12 = 1.0 - alpha, phi * (1.0 - alpha)
+    d21, d22 = -beta, phi * (1.0 - beta)
+    w1, w2, g1, g2 = 1.0, phi, alpha, beta
+    den = np.array([1.0, -(d11 + d22), d11 * d22 - d12 * d21])
+    num = np.array(
+        [0.0, w1 * g1 + w2 * g2, w1 * (-d22 * g1 + d12 * g2) + w2 * (d21 * g1 - d11 * g2)]
+    )
+    p = signal.lfilter(num, den, x)
+    impulse = np.zeros(len(x))
+    impulse[0] = 1.0
+    u0, u1 = w1, w1 * d11 + w2 * d21  # w'e_1, w'D e_1
+    v0, v1 = w2, w1 * d12 + w2 * d22  # w'e_2, w'D e_2
+    u = signal.lfilter([u0, u1 + den[1] * u0], den, impulse)
+    v = signal.lfilter([v0, v1 + den[1] * v0], den, impulse)
+    return p, u, v
+
+
+def _concentrated(
+    x: np.ndarray, alpha: float, beta: float, phi: float, with_slope: bool
+) -> tuple[float, float, float]:
+    """(SSE, l_0, b_0) with the initial states solved by least squares for these parameters."""
+    p, u, v = _one_step_parts(x, alpha, beta, phi)
+    A = np.stack([u, v], 1) if with_slope else u[:, None]
+    r = x - p
+    if not (np.all(np.isfinite(A)) and np.all(np.isfinite(r))):
+        return math.inf, 0.0, 0.0
+    theta, *_ = np.linalg.lstsq(A, r, rcond=None)
+    sse = float(np.sum((r - A @ theta) ** 2))
+    return sse, float(theta[0]), float(theta[1]) if with_slope else 0.0
+
+
 def fit_smoothing(x: np.ndarray, kind: str = "AAdN") -> SmoothingFit:
-    """Fit one additive exponential-smoothing model (ANN, AAN or AAdN) to the 1-D series x."""
+    """Fit one additive exponential-smoothing model (ANN, AAN or AAdN) to the 1-D series x:
+    smoothing parameters by bounded least squares (two starts), initial states concentrated."""
     x = np.asarray(x, dtype=float)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if len(x) < 4:
+    if len(x) < N_PARAMS[kind] + 2:
         return SmoothingFit("ANN", float(x.mean()), 0.0, 1.0, 0.0, 0.0, 0.0, len(x))
-    l0, b0 = _initial_state(x, kind != "ANN")
+    with_slope = kind != "ANN"
     if kind == "ANN":
 
         def unpack(p):
             return p[0], 0.0, 1.0
 
-        x0, bounds = [0.3], [(1e-3, 0.999)]
+        starts, bounds = [[0.3], [0.05]], [(1e-3, 0.999)]
     elif kind == "AAN":
 
         def unpack(p):
             return p[0], p[1] * p[0], 1.0
 
-        x0, bounds = [0.3, 0.1], [(1e-3, 0.999), (1e-3, 1.0)]
+        starts = [[0.3, 0.1], [0.3, 1e-3]]
+        bounds = [(1e-3, 0.999), (1e-4, 1.0)]
     else:
 
         def unpack(p):
             return p[0], p[1] * p[0], p[2]
 
-        x0, bounds = [0.3, 0.1, 0.9], [(1e-3, 0.999), (1e-3, 1.0), PHI_BOUNDS]
-    res = optimize.minimize(
-        lambda p: _smooth(x, *unpack(p), l0, b0)[0],
-        x0=np.array(x0),
-        bounds=bounds,
-        method="L-BFGS-B",
-    )
-    alpha, beta, phi = unpack(res.x)
+        starts = [[0.3, 0.1, 0.9], [0.3, 1e-3, 0.98]]
+        bounds = [(1e-3, 0.999), (1e-4, 1.0), PHI_BOUNDS]
+    best = None
+    for x0 in starts:
+        res = optimize.minimize(
+            lambda p: _concentrated(x, *unpack(p), with_slope)[0],
+            x0=np.array(x0),
+            bounds=bounds,
+            method="L-BFGS-B",
+        )
+        if best is None or res.fun < best.fun:
+            best = res
+    alpha, beta, phi = unpack(best.x)
+    _, l0, b0 = _concentrated(x, alpha, beta, phi, with_slope)
     sse, level, slope = _smooth(x, alpha, beta, phi, l0, b0)
     if kind == "ANN":
         slope = 0.0
@@ -211,5 +253,5 @@ def fit_block_trend(
         kind=[f.kind for f in fits],
         alpha=[float(f.alpha) for f in fits],
         beta=[float(f.beta) for f in fits],
-        sigma2=[f.sse / max(f.n, 1) for f in fits],
+        sigma2=[f.sse / max(f.n - N_PARAMS[f.kind], 1) for f in fits],  # as R's ets
     )
