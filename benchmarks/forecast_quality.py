@@ -34,7 +34,7 @@ import os
 import time
 
 import pandas as pd
-from koopman_dpk.bench import CASES, run_case
+from koopman_dpk.bench import CASES, end_slope_check, run_case
 
 
 def main() -> None:
@@ -66,6 +66,20 @@ def main() -> None:
                 ["baseline", "n_origins", "pinball_ratio", "qcrps_ratio", "pinball_win_share"]
             ].to_string(index=False, float_format=lambda v: f"{v:.3f}")
         )
+        if name == "co2":  # the spec's trend check: end-of-horizon slope vs the OLS slope
+            slopes = end_slope_check(case, sorted(res.origin.unique()))
+            print(slopes.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+            within = (slopes["dpk/ols"] - 1).abs() <= 0.10
+            headlines.append(f"end slope/OLS slope DPK co2 (mean): {slopes['dpk/ols'].mean():.3f}")
+            headlines.append(f"end slope within 10% of OLS co2 (share): {within.mean():.3f}")
+            headlines.append(
+                "end slope/realised slope DPK co2 (mean): "
+                f"{(slopes.dpk_end_slope / slopes.realised_end_slope).mean():.3f}"
+            )
+            headlines.append(
+                "end slope/realised slope MSTL co2 (mean): "
+                f"{(slopes.mstl_end_slope / slopes.realised_end_slope).mean():.3f}"
+            )
         for _, row in summary.iterrows():
             short = row["baseline"].split("(")[0]
             headlines.append(f"pinball ratio DPK/{short} {name}: {row['pinball_ratio']:.3f}")

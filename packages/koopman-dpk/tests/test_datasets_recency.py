@@ -57,3 +57,34 @@ def test_allow_single_cycle_accepts_fewer_than_two_cycles():
         DPK(**kw).fit(y)
     m = DPK(allow_single_cycle=True, **kw).fit(y)
     assert m.periods_[0] == pytest.approx([20.0, 400.0])
+
+
+@pytest.mark.slow
+def test_end_slope_check_reads_a_known_slope():
+    # weekly series: 1.5 units/year drift + an annual cycle; the OLS slope of the training
+    # data, DPK's end-of-horizon slope and the realised one must be near 1.5 (MSTL's is a
+    # baseline's opinion: only checked to be reported)
+    pytest.importorskip("statsforecast")
+    from koopman_dpk.bench import BenchCase, end_slope_check
+
+    idx = pd.date_range("1980-01-05", periods=52 * 12, freq="7D")
+    years = ((idx - idx[0]) / pd.Timedelta(days=365.25)).to_numpy(float)
+    rng = np.random.default_rng(0)
+    y = pd.Series(300 + 1.5 * years + 3 * np.sin(2 * np.pi * years), idx)
+    y += 0.05 * rng.normal(size=idx.size)
+    case = BenchCase(
+        "toy",
+        lambda: (y, None),
+        dict(periods=["8766h"], num_freqs=1, trend="linear", epochs=60, search_cutoff=0, seed=0),
+        origins=["1989-06-01"],
+        quick_origins=[],
+        horizon="728D",
+        window=None,
+        season=52,
+        seasons=[52],
+    )
+    row = end_slope_check(case).iloc[0]
+    for col in ("ols_slope", "dpk_end_slope", "realised_end_slope"):
+        assert abs(row[col] - 1.5) < 0.15, (col, row[col])
+    assert np.isfinite(row["mstl_end_slope"])
+    assert row["dpk/ols"] == pytest.approx(row["dpk_end_slope"] / row["ols_slope"])

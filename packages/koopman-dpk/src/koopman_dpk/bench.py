@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .backtest import backtest, summarize
@@ -213,6 +214,48 @@ def run_case(
         progress=progress,
     )
     return res, summarize(res) if baselines else pd.DataFrame()
+
+
+def end_slope_check(
+    case: BenchCase, origins: list[str] | None = None, period: str = "8766h"
+) -> pd.DataFrame:
+    """The spec's co2 trend check: the forecast's slope at the end of the horizon against the
+    OLS slope of the training series (units per year).
+
+    The end slope is mean(mu(t) - mu(t - P)) / P over the last 8 test times t, with P the
+    seasonal period, so the seasonal cycle cancels: the mean slope over the horizon's last
+    cycle. MSTL's forecast and the test values (the realised slope) are measured the same way,
+    with P rounded to whole steps."""
+    y, _ = case.load()
+    year = pd.Timedelta(days=365.25)
+    rows = []
+    for origin in origins or case.origins:
+        o = pd.Timestamp(origin)
+        tr = y[y.index < o].dropna()
+        te = y[(y.index >= o) & (y.index < o + pd.Timedelta(case.horizon))]
+        step = te.index[1] - te.index[0]
+        k = int(round(pd.Timedelta(period) / step))
+        per_years = k * step / year
+
+        def slope(v: np.ndarray, k: int = k, per_years: float = per_years) -> float:
+            return float(np.mean(v[-8:] - v[-8 - k : -k])) / per_years
+
+        t_years = ((tr.index - tr.index[0]) / year).to_numpy(float)
+        ols = float(np.polyfit(t_years, tr.to_numpy(float), 1)[0])
+        model = DPK(**case.dpk).fit(tr)
+        dpk = slope(np.asarray(model.predict(times=te.index).mean()).ravel())
+        mstl = StatsforecastModel("MSTL", case.seasons).fit(y[y.index < o])
+        rows.append(
+            {
+                "origin": str(o.date()),
+                "ols_slope": ols,
+                "dpk_end_slope": dpk,
+                "mstl_end_slope": slope(np.asarray(mstl.predict_mean(len(te)), dtype=float)),
+                "realised_end_slope": slope(te.interpolate(limit_direction="both").to_numpy(float)),
+                "dpk/ols": dpk / ols,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
