@@ -73,6 +73,14 @@ def main() -> None:
             headlines.append(f"end slope/OLS slope DPK co2 (mean): {slopes['dpk/ols'].mean():.3f}")
             headlines.append(f"end slope within 10% of OLS co2 (share): {within.mean():.3f}")
             headlines.append(
+                "end slope/OLS slope of the last 10 years DPK co2 (mean): "
+                f"{slopes['dpk/ols_last10y'].mean():.3f}"
+            )
+            within10 = (slopes["dpk/ols_last10y"] - 1).abs() <= 0.10
+            headlines.append(
+                f"end slope within 10% of the last-10-years OLS co2 (share): {within10.mean():.3f}"
+            )
+            headlines.append(
                 "end slope/realised slope DPK co2 (mean): "
                 f"{(slopes.dpk_end_slope / slopes.realised_end_slope).mean():.3f}"
             )

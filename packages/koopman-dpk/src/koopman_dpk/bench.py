@@ -217,10 +217,13 @@ def run_case(
 
 
 def end_slope_check(
-    case: BenchCase, origins: list[str] | None = None, period: str = "8766h"
+    case: BenchCase,
+    origins: list[str] | None = None,
+    period: str = "8766h",
+    recent_years: float = 10,
 ) -> pd.DataFrame:
     """The spec's co2 trend check: the forecast's slope at the end of the horizon against the
-    OLS slope of the training series (units per year).
+    OLS slope of the training series, and of its last `recent_years` (units per year).
 
     The end slope is mean(mu(t) - mu(t - P)) / P over the last 8 test times t, with P the
     seasonal period, so the seasonal cycle cancels: the mean slope over the horizon's last
@@ -242,6 +245,8 @@ def end_slope_check(
 
         t_years = ((tr.index - tr.index[0]) / year).to_numpy(float)
         ols = float(np.polyfit(t_years, tr.to_numpy(float), 1)[0])
+        last = t_years >= t_years[-1] - recent_years
+        ols_recent = float(np.polyfit(t_years[last], tr.to_numpy(float)[last], 1)[0])
         model = DPK(**case.dpk).fit(tr)
         dpk = slope(np.asarray(model.predict(times=te.index).mean()).ravel())
         mstl = StatsforecastModel("MSTL", case.seasons).fit(y[y.index < o])
@@ -249,10 +254,12 @@ def end_slope_check(
             {
                 "origin": str(o.date()),
                 "ols_slope": ols,
+                f"ols_last{recent_years:g}y_slope": ols_recent,
                 "dpk_end_slope": dpk,
                 "mstl_end_slope": slope(np.asarray(mstl.predict_mean(len(te)), dtype=float)),
                 "realised_end_slope": slope(te.interpolate(limit_direction="both").to_numpy(float)),
                 "dpk/ols": dpk / ols,
+                f"dpk/ols_last{recent_years:g}y": dpk / ols_recent,
             }
         )
     return pd.DataFrame(rows)
