@@ -5,6 +5,7 @@ variances and simulated data-generating processes."""
 import numpy as np
 import pytest
 from koopman_dpk import DPK
+from koopman_dpk.errors import DPKInputError
 from koopman_dpk.leveltrend import DampedTrend, fit_smoothing, select_smoothing
 from koopman_dpk.model import snap_to_harmonics
 
@@ -253,3 +254,50 @@ def test_initial_states_are_estimated():
     assert abs(fit.slope - drift) < 0.005, fit.slope
     assert abs(fit.alpha - 0.4) < 0.08, fit.alpha
     assert select_smoothing(np.array(xs)).kind in ("AAN", "AAdN")
+
+
+def _three_quarter_cycle():
+    rng = np.random.default_rng(0)
+    t = np.arange(0, 3000, dtype=float)  # 3/4 of a cycle of period 4000
+    truth = lambda tt: (
+        5
+        + 3 * np.sin(2 * np.pi * tt / 4000 + 0.3)
+        + 0.5
+        * np.cos(  # noqa: E731
+            2 * np.pi * tt / 24
+        )
+    )
+    return t, truth(t) + 0.1 * rng.normal(size=t.size), truth
+
+
+def test_linear_periods_extrapolate_a_cycle_seen_less_than_once(tmp_path):
+    # the unseen quarter of the long cycle: linear Fourier terms (Prophet-style) continue the
+    # sinusoid; the error must be a small fraction of its amplitude (3)
+    t, y, truth = _three_quarter_cycle()
+    m = DPK(
+        periods=[24],
+        linear_periods=[4000],
+        linear_order=1,
+        trend="constant",
+        epochs=30,
+        search_cutoff=0,
+        seed=0,
+    ).fit(y)
+    assert m.linear_periods_ == pytest.approx([4000.0])
+    tt = np.arange(3000, 4000, dtype=float)
+    mu = np.asarray(m.predict(times=tt).mean()).ravel()
+    assert np.abs(mu - truth(tt)).mean() < 0.05
+    m.save(tmp_path / "m")
+    back = DPK.load(tmp_path / "m")
+    np.testing.assert_allclose(np.asarray(back.predict(times=tt).mean()).ravel(), mu, atol=1e-6)
+    assert back.linear_periods_ == pytest.approx([4000.0])
+
+
+def test_linear_periods_bad_input():
+    t, y, _ = _three_quarter_cycle()
+    with pytest.raises(DPKInputError, match="both periods and linear_periods"):
+        DPK(periods=[24], linear_periods=[24], epochs=1).fit(y)
+    with pytest.raises(DPKInputError, match="linear period 2 is <= 2 steps"):
+        DPK(linear_periods=[2], epochs=1).fit(y)
+    with pytest.raises(DPKInputError, match="linear_order must be >= 1"):
+        DPK(linear_periods=[4000], linear_order=0, epochs=1).fit(y)

@@ -73,6 +73,7 @@ def save_model(model: Any, path: Any, overwrite: bool = False) -> Path:
         "covariate_names": model.covariate_names_,
         "n_outputs": model.n_outputs_,
         "span": float(net.span),
+        "linear_omegas": net.linear_omega.cpu().tolist(),
         "time_axis": model.axis_.to_json(),
         "training_range": list(model.training_range_),
         "output": {
@@ -151,6 +152,8 @@ def load_model(path: Any):
         model.config.n_changepoints,
         model.config.changepoint_range,
         model.config.changepoint_penalty,
+        cfg.get("linear_omegas", []),
+        model.config.linear_order,
     )
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     expected = net.state_dict()

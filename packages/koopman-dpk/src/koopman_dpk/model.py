@@ -46,6 +46,10 @@ class DPKConfig:
     n_changepoints: int = 10  # trend="piecewise": hinge count ...
     changepoint_range: float = 0.8  # ... spread over this leading fraction of the span
     changepoint_penalty: float = 1e-3  # L1 weight on the hinge slopes
+    linear_periods: list[Any] | None = None  # periods whose Fourier terms enter the location
+    # linearly (Prophet-style), not through the MLP: for cycles the data cover less than ~twice,
+    # where an MLP of the phase would extrapolate freely over the phases it never saw
+    linear_order: int = 2  # harmonics per linear period
     level_window: Any = None  # intercept correction: None, "auto" (longest period) or a duration
     level_method: str = "mean"  # "mean": mean residual over the window; "holt": damped trend;
     # "ets": the AICc-best of local level / linear / damped trend on the window's block means;
@@ -329,6 +333,19 @@ class DPK:
                     f"period {p:g} is longer than half the span ({span / 2:g}); pass allow_single_cycle=True "
                     "to allow it, or give more data."
                 )
+        linear = [axis.period_to_tau(p) for p in (c.linear_periods or [])]
+        for p in linear:
+            if not p > 2 * axis.step:
+                raise DPKInputError(
+                    f"linear period {p:g} is <= 2 steps ({2 * axis.step:g}); it cannot be resolved."
+                )
+            if any(abs(p - q) <= 1e-9 * p for q in pinned):
+                raise DPKInputError(
+                    f"period {p:g} is in both periods and linear_periods; give it once (MLP "
+                    "features or linear Fourier terms)."
+                )
+        if c.linear_order < 1:
+            raise DPKInputError(f"linear_order must be >= 1, got {c.linear_order}")
         spread = Y.std(axis=0)
         if np.any(spread == 0):
             j = int(np.argmax(spread == 0))
@@ -348,7 +365,9 @@ class DPK:
 
         sizes = self._blocks(pinned)
         n_found = max(sizes) - len(pinned)
-        beta0, hinge0, init_raw, detrended = self._trend_init(tau, Ys, max(span, 1e-9), pinned)
+        beta0, hinge0, lin0, init_raw, detrended = self._trend_init(
+            tau, Ys, max(span, 1e-9), pinned, linear
+        )
         found = (
             # on the detrended series: a trend leaks into the lowest periodogram bins and would
             # otherwise be "found" as a period of about half the span
@@ -397,12 +416,16 @@ class DPK:
                     c.n_changepoints,
                     c.changepoint_range,
                     c.changepoint_penalty,
+                    [2 * math.pi / p for p in linear],
+                    c.linear_order,
                 ).to(c.device)
                 with torch.no_grad():
                     if beta0 is not None:
                         net.trend_beta.copy_(torch.as_tensor(beta0, dtype=torch.float32))
                     if hinge0 is not None:
                         net.trend_hinge.copy_(torch.as_tensor(hinge0, dtype=torch.float32))
+                    if lin0 is not None:
+                        net.trend_fourier.copy_(torch.as_tensor(lin0, dtype=torch.float32))
             return net
 
         self.net_ = build(omega0)
@@ -539,20 +562,26 @@ class DPK:
     _on_epoch_end = None  # test hook: called with the epoch number after each epoch
 
     def _trend_init(
-        self, tau: np.ndarray, Ys: np.ndarray, span: float, pinned: Sequence[float] = ()
-    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray]:
+        self,
+        tau: np.ndarray,
+        Ys: np.ndarray,
+        span: float,
+        pinned: Sequence[float] = (),
+        linear: Sequence[float] = (),
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray]:
         """Least-squares start for the trend (beta, and the hinge slopes of 'piecewise') on the
         location scale, fitted jointly with 3 harmonics of every pinned period so that the
         trend does not absorb seasonality (a partial season at either end would tilt it). The
         hinge slopes get a ridge penalty (the L1 penalty takes over in training). The other
         heads start from the detrended marginal. (Adam at lr 3e-3 would need thousands of steps
         to move the trend far.) Also returns the detrended series (on the link scale), which
-        the periodogram initialisation reads."""
+        the periodogram initialisation reads. The linear Fourier terms of `linear_periods`
+        are part of this fit (and of what is removed)."""
         c = self.config
         degree = {"none": -1, "constant": 0, "linear": 1, "quadratic": 2, "piecewise": 1}
         deg = degree[c.trend]
-        if deg < 1:
-            return None, None, self.dist.init_raw(Ys), Ys
+        if deg < 1 and not linear:
+            return None, None, None, self.dist.init_raw(Ys), Ys
         s = tau / span
         cols = [s**p for p in range(deg + 1)]
         n_hinge = 0
@@ -565,6 +594,21 @@ class DPK:
             ]
             cols += hinges
             n_hinge = len(hinges)
+        n_lin = 0
+        if linear:
+            from .net import linear_fourier
+
+            lf = (
+                linear_fourier(
+                    torch.as_tensor(tau, dtype=torch.float64),
+                    torch.as_tensor([2 * math.pi / p for p in linear], dtype=torch.float64),
+                    c.linear_order,
+                )
+                .double()
+                .numpy()
+            )
+            cols += list(lf.T)
+            n_lin = lf.shape[1]
         n_trend = len(cols)
         step = float(np.median(np.diff(tau))) if len(tau) > 1 else 1.0
         for p in pinned:
@@ -586,15 +630,17 @@ class DPK:
             X_aug, z_aug = X, z
         coef, *_ = np.linalg.lstsq(X_aug, z_aug, rcond=None)
         fit = X[:, :n_trend] @ coef[:n_trend]
-        beta = coef[: deg + 1]
-        hinge = coef[deg + 1 : n_trend] if n_hinge else None
+        beta = coef[: deg + 1] if deg >= 0 else None
+        hinge = coef[deg + 1 : deg + 1 + n_hinge] if n_hinge else None
+        lin = coef[n_trend - n_lin : n_trend] if n_lin else None
         if self.dist.log_link:
             init = self.dist.init_raw(Ys)
             init[0] = init[0] - fit.mean(axis=0)
         else:
             init = self.dist.init_raw(Ys - fit)
-            init[0] = init[0] - (Ys - fit).mean(axis=0)  # the intercept lives in beta
-        return beta, hinge, init, z - fit
+            if deg >= 0:
+                init[0] = init[0] - (Ys - fit).mean(axis=0)  # the intercept lives in beta
+        return beta, hinge, lin, init, z - fit
 
     def _pinned_periods(self) -> list[float]:
         return [
@@ -1008,6 +1054,12 @@ class DPK:
         return [
             (2 * math.pi / b.omegas().detach().cpu().numpy()).tolist() for b in self.net_.blocks
         ]
+
+    @property
+    def linear_periods_(self) -> list[float]:
+        """The `linear_periods` in tau units (their Fourier terms enter the location linearly)."""
+        self._require_fitted()
+        return (2 * math.pi / self.net_.linear_omega.cpu().numpy()).tolist()
 
     def update(self, y: Any, times: Any = None, covariates: Any = None, epochs: int = 20) -> DPK:
         """Warm fine-tune on new observations (same scaling, no frequency search)."""

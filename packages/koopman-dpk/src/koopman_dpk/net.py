@@ -3,7 +3,8 @@
 Head j reads [cos(omega_jk tau), sin(omega_jk tau) for k < K_j, standardised covariates] and
 outputs d raw values. omega = omega0 + Delta / tau_span, with Delta trained (phases kept in
 float64); pinned slots ignore Delta.  An explicit trend beta0 + beta1 s (+ beta2 s^2, + hinge
-terms for 'piecewise'), s = tau / tau_span, is added to the location head.
+terms for 'piecewise'), s = tau / tau_span, is added to the location head, with linear Fourier
+terms sum_k a_k cos(k w tau) + b_k sin(k w tau) of any `linear_periods` (Prophet-style).
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ class FrequencyBlock(nn.Module):
         return torch.cat([torch.cos(phase), torch.sin(phase)], dim=1)
 
 
+def linear_fourier(tau: torch.Tensor, omegas: torch.Tensor, order: int) -> torch.Tensor:
+    """(N, 2 * order * len(omegas)) float32: cos(k w tau), sin(k w tau) for k = 1..order,
+    phases reduced in float64."""
+    k = torch.arange(1, order + 1, dtype=torch.float64, device=tau.device)
+    w = (omegas.to(tau.device)[:, None] * k[None, :]).reshape(-1)
+    phase = torch.remainder(tau.double()[:, None] * w[None, :], 2 * np.pi).float()
+    return torch.cat([torch.cos(phase), torch.sin(phase)], dim=1)
+
+
 def make_head(n_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     width = n_in
@@ -83,6 +93,8 @@ class DPKNet(nn.Module):
         n_changepoints: int = N_CHANGEPOINTS,
         changepoint_range: float = 0.8,
         changepoint_penalty: float = 1e-3,
+        linear_omegas: Sequence[float] = (),
+        linear_order: int = 2,
     ):
         super().__init__()
         self.blocks = nn.ModuleList(
@@ -103,6 +115,11 @@ class DPKNet(nn.Module):
             self.register_buffer("changepoints", torch.tensor(cps, dtype=torch.float32))
             self.trend_hinge = nn.Parameter(torch.zeros(len(cps), out_dim))
         self.register_buffer("span", torch.tensor(float(span), dtype=torch.float64))
+        # linear Fourier terms of the `linear_periods` (no weight decay: named trend_*)
+        self.register_buffer("linear_omega", torch.tensor(list(linear_omegas), dtype=torch.float64))
+        self.linear_order = int(linear_order)
+        n_lin = 2 * self.linear_order * len(linear_omegas)
+        self.trend_fourier = nn.Parameter(torch.zeros(n_lin, out_dim))
         # intercept correction added to the location head after training (0 while training)
         self.register_buffer("level_offset", torch.zeros(out_dim))
 
@@ -127,6 +144,10 @@ class DPKNet(nn.Module):
             out = out + self.trend_beta[p] * s**p
         if self.trend == "piecewise":
             out = out + torch.relu(s - self.changepoints[None, :]) @ self.trend_hinge
+        if self.trend_fourier.shape[0]:
+            out = (
+                out + linear_fourier(tau, self.linear_omega, self.linear_order) @ self.trend_fourier
+            )
         return out
 
     def forward(self, tau: torch.Tensor, cov: torch.Tensor) -> list[torch.Tensor]:
