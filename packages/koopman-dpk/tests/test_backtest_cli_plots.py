@@ -278,6 +278,19 @@ def test_cli_fit_predict_backtest_csv_and_netcdf(tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["fit", str(csv), "--target", "nope", "--out", str(tmp_path / "m3")])
     assert r.exit_code == 2 and "nope" in r.output
+    # any other setting through --set KEY=VALUE (JSON values, else strings)
+    base = ["fit", str(csv), "--target", "load", "--periods", "24h", "--epochs", "2"]
+    r = runner.invoke(
+        app,
+        [*base, "--out", str(tmp_path / "m4"), "--set", "level_window=24h", "--set", "hidden=[8]"],
+    )
+    assert r.exit_code == 0, r.output
+    saved = json.loads((tmp_path / "m4" / "config.json").read_text())["config"]
+    assert saved["level_window"] == "24h" and list(saved["hidden"]) == [8]
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "m5"), "--set", "nope=1"])
+    assert r.exit_code != 0 and "unknown DPK argument" in r.output
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "m5"), "--set", "level_window"])
+    assert r.exit_code == 2 and "KEY=VALUE" in r.output
     r = runner.invoke(
         app,
         [

@@ -259,14 +259,10 @@ def test_initial_states_are_estimated():
 def _three_quarter_cycle():
     rng = np.random.default_rng(0)
     t = np.arange(0, 3000, dtype=float)  # 3/4 of a cycle of period 4000
-    truth = lambda tt: (
-        5
-        + 3 * np.sin(2 * np.pi * tt / 4000 + 0.3)
-        + 0.5
-        * np.cos(  # noqa: E731
-            2 * np.pi * tt / 24
-        )
-    )
+
+    def truth(tt):
+        return 5 + 3 * np.sin(2 * np.pi * tt / 4000 + 0.3) + 0.5 * np.cos(2 * np.pi * tt / 24)
+
     return t, truth(t) + 0.1 * rng.normal(size=t.size), truth
 
 

@@ -12,6 +12,7 @@ Exit codes: 0 ok, 2 usage error, 3 invalid data.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,27 @@ def _periods(s: str | None) -> list | None:
     return [float(x) if x.replace(".", "", 1).isdigit() else x for x in items]
 
 
+SET_HELP = (
+    "any other DPK setting as KEY=VALUE (repeatable); VALUE is read as JSON when it parses "
+    '(3, 0.5, true, null, ["24h"]) and as a string otherwise, e.g. --set level_method=ets '
+    "--set level_window=24h --set calibration=scale"
+)
+
+
+def _settings(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--set {item!r}: expected KEY=VALUE, e.g. --set level_window=24h", 2)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
 @app.command()
 def fit(
     data: Path = typer.Argument(..., help="CSV with a time column, or netCDF with a time dim"),
@@ -85,6 +107,7 @@ def fit(
     seed: int = typer.Option(0),
     time_col: str = typer.Option(None, help="name of the CSV time column"),
     overwrite: bool = typer.Option(False, help="replace an existing model directory"),
+    settings: list[str] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Fit a DPK model and save it (model.safetensors + config.json)."""
     from .model import DPK
@@ -103,6 +126,7 @@ def fit(
             epochs=epochs,
             seed=seed,
             progress=True,
+            **_settings(settings),
         )
         model.fit(df[target], covariates=df[cols] if cols else None)
         model.save(out, overwrite=overwrite)
@@ -182,6 +206,7 @@ def backtest(
     baselines: str = typer.Option("", help=BASELINE_HELP),
     time_col: str = typer.Option(None),
     force: bool = typer.Option(False, help="add to an out_dir made with another configuration"),
+    settings: list[str] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Rolling-origin backtest of DPK against baselines; prints the ratio table."""
     from .backtest import backtest as run_backtest
@@ -190,12 +215,19 @@ def backtest(
 
     df = read_table(data, time_col)
     cols = _split(covariates)
-    cfg = {"dist": dist, "periods": periods, "trend": trend, "epochs": epochs, "covariates": cols}
+    extra = {"search_cutoff": 0, **_settings(settings)}
+    cfg = {
+        "dist": dist,
+        "periods": periods,
+        "trend": trend,
+        "epochs": epochs,
+        "covariates": cols,
+        **extra,
+    }
     try:
+        DPK(dist, periods=_periods(periods), trend=trend, epochs=epochs, **extra)  # validate
         res = run_backtest(
-            lambda: DPK(
-                dist, periods=_periods(periods), trend=trend, epochs=epochs, search_cutoff=0
-            ),
+            lambda: DPK(dist, periods=_periods(periods), trend=trend, epochs=epochs, **extra),
             df[target],
             df[cols] if cols else None,
             origins=_split(origins),
