@@ -66,6 +66,16 @@ def main() -> None:
                 ["baseline", "n_origins", "pinball_ratio", "qcrps_ratio", "pinball_win_share"]
             ].to_string(index=False, float_format=lambda v: f"{v:.3f}")
         )
+        dpk = res[res.model == "DPK"].set_index("origin")
+        per_origin = pd.DataFrame(
+            {
+                m: dpk.pinball / res[res.model == m].set_index("origin").pinball
+                for m in sorted(set(res.model) - {"DPK"})
+            }
+        )
+        per_origin["DPK coverage80"] = dpk.coverage80
+        print("per-origin pinball ratio DPK/baseline:")
+        print(per_origin.to_string(float_format=lambda v: f"{v:.3f}"))
         if name == "co2":  # the spec's trend check: end-of-horizon slope vs the OLS slope
             slopes = end_slope_check(case, sorted(res.origin.unique()))
             print(slopes.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
