@@ -186,9 +186,11 @@ def run_case(
     origins: list[str] | None = None,
     dpk_overrides: dict[str, Any] | None = None,
     baselines: bool = True,
+    out_dir: Any = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Backtest DPK and the baselines side by side at the case's origins (`origins` overrides;
-    `case.tune_origins` are the pre-test origins the DPK settings were chosen on)."""
+    `case.tune_origins` are the pre-test origins the DPK settings were chosen on). With
+    `out_dir`, each origin's scores are written there atomically and a rerun skips them."""
     y, x = case.load()
     models: dict[str, Callable[[], Any]] = {}
     if baselines:
@@ -212,6 +214,8 @@ def run_case(
         window=case.window,
         baselines=models,
         progress=progress,
+        out_dir=out_dir,  # one JSON file per origin: a rerun resumes
+        config={"case": case.name, "dpk": cfg},
     )
     return res, summarize(res) if baselines else pd.DataFrame()
 
