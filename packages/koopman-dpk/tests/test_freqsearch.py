@@ -122,3 +122,27 @@ def test_search_includes_covariates_and_beats_random_start():
     m.fit(y, covariates=x)
     assert abs(m.periods_[0][0] - 31) / 31 < 0.005
     assert math.isfinite(m.history_["val_loss"][-1])
+
+
+def test_periodogram_on_a_grid_with_gaps_is_the_zero_filled_fft():
+    # hourly grid with two missing points: the periodogram is that of the zero-filled grid
+    # (exact, O(N log N)); off-grid (jittered) times still get Lomb-Scargle
+    import scipy.fft
+    from koopman_dpk.freqsearch import _periodogram, initial_periods
+    from scipy import signal
+
+    rng = np.random.default_rng(0)
+    tau = np.delete(np.arange(2000.0), [500, 1300])
+    r = (np.cos(2 * np.pi * tau / 24) + 0.3 * rng.normal(size=tau.size))[:, None]
+    periods, P = _periodogram(r, tau)
+    grid = np.zeros(2000)
+    grid[tau.astype(int)] = r[:, 0]
+    n = scipy.fft.next_fast_len(5 * 2000)
+    expected = np.abs(np.fft.rfft(grid, n=n)) ** 2
+    np.testing.assert_allclose(P, expected[1 : n // 2], rtol=1e-10)
+    np.testing.assert_allclose(periods, n / np.arange(1, n // 2))
+    assert abs(initial_periods(r, tau, 1)[0] - 24) / 24 < 0.002
+    jit = np.sort(rng.uniform(0, 2000, size=1400))
+    rj = np.cos(2 * np.pi * jit / 24)[:, None]
+    pj, Pj = _periodogram(rj, jit)
+    np.testing.assert_allclose(Pj, signal.lombscargle(jit, rj[:, 0], 2 * np.pi / pj), rtol=1e-8)

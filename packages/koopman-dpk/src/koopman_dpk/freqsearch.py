@@ -276,7 +276,9 @@ def _is_uniform(tau: np.ndarray) -> bool:
 def _periodogram(
     r: np.ndarray, tau: np.ndarray, oversample: int = 5
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(periods, power summed over columns): zero-padded rfft on uniform grids, Lomb-Scargle else."""
+    """(periods, power summed over columns): zero-padded rfft on uniform grids; on a grid with
+    gaps (at least half its slots filled, e.g. a missing hour or dropped NaNs) the rfft of the
+    zero-filled grid; Lomb-Scargle for off-grid times (gridded FFT when T * n_freqs > 1e10)."""
     T = len(tau)
     if _is_uniform(tau):
         step = tau[1] - tau[0]
@@ -287,9 +289,11 @@ def _periodogram(
     span = tau[-1] - tau[0]
     lo = 2.0 * float(np.median(np.diff(tau)))
     n_f = int(oversample * span / lo)
-    if T * n_f > 1e10:  # too big for Lomb-Scargle: gridded FFT of the scattered values
-        d = grid_step(tau)
-        ticks = np.round((tau - tau[0]) / d).astype(np.int64)
+    d = grid_step(tau)
+    pos = (tau - tau[0]) / d
+    on_grid = np.allclose(pos, np.round(pos), atol=1e-6) and T >= 0.5 * (pos.max() + 1)
+    if on_grid or T * n_f > 1e10:  # gridded FFT of the (scattered) values, zeros elsewhere
+        ticks = np.round(pos).astype(np.int64)
         grid = np.zeros((ticks.max() + 1, r.shape[1]))
         np.add.at(grid, ticks, r)
         return _periodogram(grid, np.arange(len(grid)) * d + tau[0], oversample)
