@@ -291,7 +291,8 @@ def _periodogram(
     n_f = int(oversample * span / lo)
     d = grid_step(tau)
     pos = (tau - tau[0]) / d
-    on_grid = np.allclose(pos, np.round(pos), atol=1e-6) and T >= 0.5 * (pos.max() + 1)
+    filled = T / (pos.max() + 1)  # share of the grid's slots that hold a value
+    on_grid = np.allclose(pos, np.round(pos), atol=1e-6) and filled >= 0.5
     if on_grid or T * n_f > 1e10:  # gridded FFT of the (scattered) values, zeros elsewhere
         ticks = np.round(pos).astype(np.int64)
         grid = np.zeros((ticks.max() + 1, r.shape[1]))
