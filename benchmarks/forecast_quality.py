@@ -34,6 +34,7 @@ import os
 import time
 
 import pandas as pd
+from koopman_dpk.backtest import per_origin_ratios
 from koopman_dpk.bench import CASES, end_slope_check, run_case
 
 
@@ -66,14 +67,7 @@ def main() -> None:
                 ["baseline", "n_origins", "pinball_ratio", "qcrps_ratio", "pinball_win_share"]
             ].to_string(index=False, float_format=lambda v: f"{v:.3f}")
         )
-        dpk = res[res.model == "DPK"].set_index("origin")
-        per_origin = pd.DataFrame(
-            {
-                m: dpk.pinball / res[res.model == m].set_index("origin").pinball
-                for m in sorted(set(res.model) - {"DPK"})
-            }
-        )
-        per_origin["DPK coverage80"] = dpk.coverage80
+        per_origin = per_origin_ratios(res)
         print("per-origin pinball ratio DPK/baseline:")
         print(per_origin.to_string(float_format=lambda v: f"{v:.3f}"))
         if name == "co2":  # the spec's trend check: end-of-horizon slope vs the OLS slope

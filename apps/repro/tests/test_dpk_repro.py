@@ -69,10 +69,10 @@ def test_repro_dpk_cli_runs_and_resumes(tmp_path):
     assert head["scale max/min by hour"] > 1
     done = sorted((tmp_path / "backtest").glob("origin-*.json"))
     stamps = [p.stat().st_mtime_ns for p in done] + [
-        (tmp_path / "component_model" / "config.json").stat().st_mtime_ns
+        (tmp_path / "component_model_epochs-2" / "config.json").stat().st_mtime_ns
     ]
     r = CliRunner().invoke(app, args)  # rerun: finished origin and component model reused
     assert r.exit_code == 0, r.output
     assert [p.stat().st_mtime_ns for p in done] + [
-        (tmp_path / "component_model" / "config.json").stat().st_mtime_ns
+        (tmp_path / "component_model_epochs-2" / "config.json").stat().st_mtime_ns
     ] == stamps

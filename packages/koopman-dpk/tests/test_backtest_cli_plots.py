@@ -314,3 +314,20 @@ def test_cli_fit_predict_backtest_csv_and_netcdf(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "pinball_ratio" in r.output
+
+
+def test_per_origin_ratios_by_hand():
+    from koopman_dpk.backtest import per_origin_ratios
+
+    res = pd.DataFrame(
+        {
+            "origin": ["a", "a", "b", "b"],
+            "model": ["DPK", "SeasonalNaive(24)", "DPK", "SeasonalNaive(24)"],
+            "pinball": [1.0, 4.0, 3.0, 2.0],
+            "coverage80": [0.8, 0.9, 0.7, 0.6],
+        }
+    )
+    out = per_origin_ratios(res)
+    assert list(out.columns) == ["DPK/SeasonalNaive", "DPK coverage80"]
+    np.testing.assert_allclose(out["DPK/SeasonalNaive"].to_numpy(), [0.25, 1.5])
+    np.testing.assert_allclose(out["DPK coverage80"].to_numpy(), [0.8, 0.7])

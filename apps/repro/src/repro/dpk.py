@@ -89,26 +89,38 @@ def _profile_figure(profile: dict[str, pd.DataFrame], names: list[str]):
     return fig
 
 
-def _component_model(cfg: DPKDemoConfig, y: pd.Series, x: pd.DataFrame):
-    """SkewNormal DPK on Jan-Nov (saved under out_dir; a rerun loads it)."""
+def _fit_or_load(path: Path, make: Any, y: pd.Series, x: pd.DataFrame):
+    """The DPK saved at `path`, else `make()` fitted on (y, x) and saved there (a rerun of the
+    demo reuses every fitted model)."""
     from koopman_dpk import DPK
 
-    path = cfg.out_dir / "component_model"
     if (path / "config.json").exists():
         return DPK.load(path)
-    train = y.index < pd.Timestamp(cfg.component_train_end)
-    model = DPK(
-        "skewnormal",
-        periods=["24h", "168h"],
-        num_freqs=4,
-        trend="constant",
-        epochs=cfg.component_epochs,
-        search_cutoff=0,
-        seed=0,
-        progress=cfg.progress,
-    ).fit(y[train], covariates=x[train])
+    model = make().fit(y, covariates=x)
     model.save(path, overwrite=True)
     return model
+
+
+def _component_model(cfg: DPKDemoConfig, y: pd.Series, x: pd.DataFrame):
+    """SkewNormal DPK on Jan-Nov."""
+    from koopman_dpk import DPK
+
+    train = y.index < pd.Timestamp(cfg.component_train_end)
+    return _fit_or_load(
+        cfg.out_dir / f"component_model_epochs-{cfg.component_epochs}",
+        lambda: DPK(
+            "skewnormal",
+            periods=["24h", "168h"],
+            num_freqs=4,
+            trend="constant",
+            epochs=cfg.component_epochs,
+            search_cutoff=0,
+            seed=0,
+            progress=cfg.progress,
+        ),
+        y[train],
+        x[train],
+    )
 
 
 def run(cfg: DPKDemoConfig) -> dict[str, Any]:
@@ -119,6 +131,7 @@ def run(cfg: DPKDemoConfig) -> dict[str, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from koopman_dpk import DPK
+    from koopman_dpk.backtest import per_origin_ratios
     from koopman_dpk.bench import CASES, run_case
     from koopman_dpk.plots import fan_chart
 
@@ -134,15 +147,7 @@ def run(cfg: DPKDemoConfig) -> dict[str, Any]:
         out_dir=out / "backtest",
     )
     summary = summary.set_index("baseline")
-    dpk_rows = res[res.model == "DPK"].set_index("origin")
-    per_origin = pd.DataFrame(
-        {
-            f"DPK/{m.split('(')[0]}": dpk_rows.pinball
-            / res[res.model == m].set_index("origin").pinball
-            for m in sorted(set(res.model) - {"DPK"})
-        }
-    )
-    per_origin["DPK coverage80"] = dpk_rows.coverage80
+    per_origin = per_origin_ratios(res)
     per_model = res.groupby("model")[["pinball", "qcrps", "coverage80", "mae"]].mean()
     summary.to_csv(out / "summary.csv")
     per_origin.to_csv(out / "per_origin.csv")
@@ -188,13 +193,12 @@ def run(cfg: DPKDemoConfig) -> dict[str, Any]:
     rep.table(per_origin, "per-origin pinball ratio and DPK's 80% coverage")
     last = pd.Timestamp(cfg.origins[-1])
     month = (y.index >= last) & (y.index < last + pd.DateOffset(months=1))
-    saved = out / f"model_{last:%Y%m%d}_epochs-{cfg.epochs or 'default'}"
-    if (saved / "config.json").exists():  # a rerun reuses the last origin's fit
-        bench_model = DPK.load(saved)
-    else:  # the benchmark's DPK at the last origin, for the fan chart
-        bench_model = DPK(**{**case.dpk, **(overrides or {})})
-        bench_model.fit(y[y.index < last], covariates=x[y.index < last])
-        bench_model.save(saved, overwrite=True)
+    bench_model = _fit_or_load(  # the benchmark's DPK at the last origin, for the fan chart
+        out / f"model_{last:%Y%m%d}_epochs-{cfg.epochs or 'default'}",
+        lambda: DPK(**{**case.dpk, **(overrides or {})}),
+        y[y.index < last],
+        x[y.index < last],
+    )
     first_week = y.index[month][: 7 * 48]
     fc_week = bench_model.predict(times=first_week, covariates=x.loc[first_week])
     fig = fan_chart(

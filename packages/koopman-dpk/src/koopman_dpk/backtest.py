@@ -211,3 +211,20 @@ def summarize(
             row[f"{m}_win_share"] = float((r < 1).mean()) if len(r) else math.nan
         out.append(row)
     return pd.DataFrame(out)
+
+
+def per_origin_ratios(
+    results: pd.DataFrame, reference: str = "DPK", metric: str = "pinball"
+) -> pd.DataFrame:
+    """One row per origin: reference/baseline `metric` for every baseline (columns named
+    "DPK/<baseline>", the part of the name before "(") and the reference's coverage80."""
+    ref = results[results.model == reference].set_index("origin")
+    out = pd.DataFrame(
+        {
+            f"{reference}/{m.split('(')[0]}": ref[metric]
+            / results[results.model == m].set_index("origin")[metric]
+            for m in sorted(set(results.model) - {reference})
+        }
+    )
+    out[f"{reference} coverage80"] = ref["coverage80"]
+    return out
