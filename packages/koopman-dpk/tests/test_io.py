@@ -123,3 +123,27 @@ def test_round_trip_keeps_the_holt_level_trend(tmp_path):
     np.testing.assert_array_equal(
         np.asarray(m.predict(horizon=40).mean()), np.asarray(m2.predict(horizon=40).mean())
     )
+
+
+def test_files_saved_before_linear_periods_still_load(tmp_path, fitted):
+    # a model directory written before the linear Fourier slots existed has neither their
+    # (empty) tensors nor "linear_omegas" in config.json: it loads, with the same forecasts
+    m, x = fitted
+    m.save(tmp_path / "old")
+    tensors = load_file(tmp_path / "old" / "model.safetensors")
+    old = {k: v for k, v in tensors.items() if "linear_omega" not in k and "trend_fourier" not in k}
+    assert len(old) == len(tensors) - 2
+    save_file(old, tmp_path / "old" / "model.safetensors")
+    cfg_path = tmp_path / "old" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.pop("linear_omegas")
+    cfg_path.write_text(json.dumps(cfg))
+    back = DPK.load(tmp_path / "old")
+    fut = x.index[-1] + pd.Timedelta("1h") * np.arange(1, 7)
+    cov = pd.DataFrame({"temp": np.zeros(6)}, index=fut)
+    np.testing.assert_allclose(
+        np.asarray(back.predict(times=fut, covariates=cov).mean()),
+        np.asarray(m.predict(times=fut, covariates=cov).mean()),
+        rtol=1e-6,
+    )
+    assert back.linear_periods_ == []

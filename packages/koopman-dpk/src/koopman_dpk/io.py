@@ -158,6 +158,9 @@ def load_model(path: Any):
     state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     expected = net.state_dict()
     for k, v in expected.items():
+        if k not in state and v.numel() == 0:  # an empty slot files from before it existed lack
+            state[k] = v  # (e.g. the linear Fourier terms of a model without linear_periods)
+            continue
         if k not in state:
             raise DPKPersistenceError(f"{path / WEIGHTS} is missing tensor {k!r}.")
         if tuple(state[k].shape) != tuple(v.shape):
