@@ -7,6 +7,7 @@ Every baseline has `fit(y: pd.Series, covariates=None)` and
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -234,11 +235,14 @@ class VanillaMLR:
         self.beta_, *_ = np.linalg.lstsq(X, y.to_numpy(float)[ok], rcond=None)
         return self
 
+    def _shifts(self) -> list[pd.Timedelta]:
+        return [pd.Timedelta(days=d) for d in range(-self.shift_days, self.shift_days + 1)]
+
     def _past_years(self, idx: pd.DatetimeIndex) -> list[int]:
         """The years k = 1..n_years back whose shifted temperatures, all before the forecast
         origin (idx[0]), cover every test time."""
         known = self.temperature[self.temperature.index < idx[0]].dropna()
-        shifts = [pd.Timedelta(days=d) for d in range(-self.shift_days, self.shift_days + 1)]
+        shifts = self._shifts()
         return [
             k
             for k in range(1, self.n_years + 1)
@@ -257,8 +261,6 @@ class VanillaMLR:
                 "Give a longer temperature history, lower min_years, or use scenarios='shifted'."
             )
         if mode == "auto" and len(years) < self.min_years:
-            import warnings
-
             warnings.warn(
                 f"VanillaMLR: {len(years)} past year(s) of temperature cover the test dates "
                 f"(< min_years={self.min_years}); using ex-post 'shifted' scenarios instead.",
@@ -266,21 +268,16 @@ class VanillaMLR:
             )
             mode = "shifted"
         base = self.temperature.reindex(idx).to_numpy(float)
-        shifts = range(-self.shift_days, self.shift_days + 1)
         cols = []
         if mode == "shifted":
-            for d in shifts:
-                v = self.temperature.reindex(idx + pd.Timedelta(days=d)).to_numpy(float)
+            for s in self._shifts():
+                v = self.temperature.reindex(idx + s).to_numpy(float)
                 cols.append(np.where(np.isfinite(v), v, base))
         else:
             for k in years:
                 back = idx - pd.DateOffset(years=k)
-                for d in shifts:
-                    cols.append(
-                        self.temperature.reindex(back + pd.Timedelta(days=d)).to_numpy(float)
-                    )
+                cols += [self.temperature.reindex(back + s).to_numpy(float) for s in self._shifts()]
         self.scenarios_used_ = mode
-        self.n_scenarios_ = len(cols)
         return np.stack(cols, 1)
 
     def _scenarios(self, idx: pd.DatetimeIndex) -> np.ndarray:
