@@ -88,3 +88,9 @@ def test_end_slope_check_reads_a_known_slope():
         assert abs(row[col] - 1.5) < 0.15, (col, row[col])
     assert np.isfinite(row["mstl_end_slope"])
     assert row["dpk/ols"] == pytest.approx(row["dpk_end_slope"] / row["ols_slope"])
+    # forecasts handed over (as the benchmark does from its backtest) give the same row
+    o = pd.Timestamp("1989-06-01")
+    test = y.index[(y.index >= o) & (y.index < o + pd.Timedelta("728D"))]
+    mu = DPK(**case.dpk).fit(y[y.index < o]).predict(times=test).mean()
+    again = end_slope_check(case, dpk_means={o: mu}).iloc[0]
+    assert again["dpk_end_slope"] == pytest.approx(row["dpk_end_slope"], rel=1e-9)

@@ -102,9 +102,12 @@ def backtest(
     config: Mapping[str, Any] | None = None,
     fit_kwargs: Callable[[pd.DatetimeIndex, pd.Timestamp], dict[str, Any]] | None = None,
     progress: bool = True,
+    on_forecast: Callable[[pd.Timestamp, Any], None] | None = None,
 ) -> pd.DataFrame:
     """Score DPK (from `factory`, a callable returning an unfitted DPK) and `baselines` (name ->
-    callable returning a baseline) at each origin. Returns one row per (origin, model)."""
+    callable returning a baseline) at each origin. Returns one row per (origin, model).
+    `on_forecast(origin, forecast)` receives DPK's forecast over each test span it computes
+    (not for origins resumed from `out_dir`)."""
     if not isinstance(y.index, pd.DatetimeIndex):
         raise DPKInputError("backtest needs y with a DatetimeIndex")
     if origins is None:
@@ -171,6 +174,8 @@ def backtest(
                 kw = fit_kwargs(y_tr.index, origin) if fit_kwargs else {}
                 model.fit(y_tr, covariates=x_tr, **kw)
                 fc = model.predict(times=y_te.index, covariates=x_te)
+                if on_forecast is not None:
+                    on_forecast(origin, fc)
                 q99 = np.asarray(fc.quantile(QCRPS_LEVELS))[keep]
                 yy = y_te.to_numpy(float)[keep]
                 row.update(_score_quantiles(yy, q99))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,6 +187,7 @@ def run_case(
     dpk_overrides: dict[str, Any] | None = None,
     baselines: bool = True,
     out_dir: Any = None,
+    on_forecast: Callable[[pd.Timestamp, Any], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Backtest DPK and the baselines side by side at the case's origins (`origins` overrides;
     `case.tune_origins` are the pre-test origins the DPK settings were chosen on). With
@@ -216,6 +217,7 @@ def run_case(
         progress=progress,
         out_dir=out_dir,  # one JSON file per origin: a rerun resumes
         config={"case": case.name, "dpk": cfg},
+        on_forecast=on_forecast,
     )
     return res, summarize(res) if baselines else pd.DataFrame()
 
@@ -225,6 +227,7 @@ def end_slope_check(
     origins: list[str] | None = None,
     period: str = "8766h",
     recent_years: float = 10,
+    dpk_means: Mapping[Any, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """The spec's co2 trend check: the forecast's slope at the end of the horizon against the
     OLS slope of the training series, and of its last `recent_years` (units per year).
@@ -232,7 +235,8 @@ def end_slope_check(
     The end slope is mean(mu(t) - mu(t - P)) / P over the last 8 test times t, with P the
     seasonal period, so the seasonal cycle cancels: the mean slope over the horizon's last
     cycle. MSTL's forecast and the test values (the realised slope) are measured the same way,
-    with P rounded to whole steps."""
+    with P rounded to whole steps. `dpk_means` (origin -> DPK's forecast mean over the test
+    span, e.g. collected by `run_case(on_forecast=...)`) saves refitting DPK per origin."""
     y, _ = case.load()
     year = pd.Timedelta(days=365.25)
     rows = []
@@ -251,8 +255,11 @@ def end_slope_check(
         ols = float(np.polyfit(t_years, tr.to_numpy(float), 1)[0])
         last = t_years >= t_years[-1] - recent_years
         ols_recent = float(np.polyfit(t_years[last], tr.to_numpy(float)[last], 1)[0])
-        model = DPK(**case.dpk).fit(tr)
-        dpk = slope(np.asarray(model.predict(times=te.index).mean()).ravel())
+        if dpk_means is not None and o in dpk_means:
+            mu = np.asarray(dpk_means[o], dtype=float).ravel()
+        else:
+            mu = np.asarray(DPK(**case.dpk).fit(tr).predict(times=te.index).mean()).ravel()
+        dpk = slope(mu)
         mstl = StatsforecastModel("MSTL", case.seasons).fit(y[y.index < o])
         rows.append(
             {
