@@ -1,12 +1,18 @@
 """Harmonic snapping, detrended period initialisation, and the exponential-smoothing level models
-(`level_method="holt"|"ets"`): checked against hand-computed values, closed-form forecast
+(`level_method="holt"|"ets"|"comb"`): checked against hand-computed values, closed-form forecast
 variances and simulated data-generating processes."""
 
 import numpy as np
 import pytest
 from koopman_dpk import DPK
 from koopman_dpk.errors import DPKInputError
-from koopman_dpk.leveltrend import DampedTrend, fit_smoothing, select_smoothing
+from koopman_dpk.leveltrend import (
+    CombinedTrend,
+    DampedTrend,
+    fit_block_trend,
+    fit_smoothing,
+    select_smoothing,
+)
 from koopman_dpk.model import snap_to_harmonics
 
 
@@ -297,3 +303,62 @@ def test_linear_periods_bad_input():
         DPK(linear_periods=[2], epochs=1).fit(y)
     with pytest.raises(DPKInputError, match="linear_order must be >= 1"):
         DPK(linear_periods=[4000], linear_order=0, epochs=1).fit(y)
+
+
+def test_comb_level_forecast_is_the_average_of_ses_holt_and_damped_by_hand():
+    # Comb S-H-D: the three forecasts l + 0, l + k b and l + (phi + ... + phi^k) b, averaged
+    rng = np.random.default_rng(5)
+    t = np.arange(240, dtype=float)
+    resid = (0.02 * t + np.cumsum(rng.normal(0, 0.05, 240)))[:, None]  # block = 4 steps
+    comb = fit_block_trend(t, resid, 4.0, "comb")
+    assert isinstance(comb, CombinedTrend)
+    assert [m.kind for m in comb.members] == [["ANN"], ["AAN"], ["AAdN"]]
+    means = resid[:, 0].reshape(-1, 4).mean(axis=1)
+    fits = {k: fit_smoothing(means, k) for k in ("ANN", "AAN", "AAdN")}
+    for k in (1, 3, 10):
+        tau = np.array([t[-1] + 4.0 * k])
+        damped = sum(fits["AAdN"].phi ** j for j in range(1, k + 1))
+        by_hand = (
+            fits["ANN"].level
+            + (fits["AAN"].level + k * fits["AAN"].slope)
+            + (fits["AAdN"].level + damped * fits["AAdN"].slope)
+        ) / 3
+        np.testing.assert_allclose(comb.correction(tau)[0, 0], by_hand, rtol=1e-9)
+    # the added variance is the members' mean (an upper bound for the averaged forecast)
+    tau = t[-1] + 4.0 * np.arange(1, 12)
+    member_v = [m.variance(tau)[:, 0] for m in comb.members]
+    np.testing.assert_allclose(comb.variance(tau)[:, 0], np.mean(member_v, axis=0))
+    assert np.all(np.diff(comb.variance(tau)[:, 0]) >= 0)
+
+
+def test_comb_caps_a_runaway_slope_that_aicc_selects():
+    # a smooth curve that flattens: in-sample one-step errors favour a reactive trend
+    # (beta near alpha), whose extrapolation keeps climbing; the combination does not
+    t = np.arange(400, dtype=float)
+    resid = (5 * np.tanh((t - 200) / 80))[:, None]
+    truth_ahead = 5.0  # the curve's limit
+    ets = fit_block_trend(t, resid, 1.0, "ets")
+    comb = fit_block_trend(t, resid, 1.0, "comb")
+    tau = np.array([t[-1] + 300.0])
+    err_ets = abs(ets.correction(tau)[0, 0] - truth_ahead)
+    err_comb = abs(comb.correction(tau)[0, 0] - truth_ahead)
+    assert err_comb < err_ets
+
+
+def test_comb_level_model_round_trips_and_needs_a_window(tmp_path):
+    rng = np.random.default_rng(2)
+    t = np.arange(600, dtype=float)
+    y = np.cos(2 * np.pi * t / 24) + 0.003 * np.maximum(t - 450, 0) + rng.normal(0, 0.2, 600)
+    m = DPK(
+        periods=[24], level_window=24, level_method="comb", epochs=5, search_cutoff=0, seed=0
+    ).fit(y)
+    assert isinstance(m.level_trend_, CombinedTrend)
+    m.save(tmp_path / "m")
+    m2 = DPK.load(tmp_path / "m")
+    assert m2.level_trend_ == m.level_trend_
+    a, b = m.predict(horizon=60), m2.predict(horizon=60)
+    np.testing.assert_array_equal(
+        np.asarray(a.quantile([0.1, 0.9])), np.asarray(b.quantile([0.1, 0.9]))
+    )
+    with pytest.raises(DPKInputError, match="level_window"):
+        DPK(periods=[24], level_method="comb")

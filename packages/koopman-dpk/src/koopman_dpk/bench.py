@@ -99,7 +99,10 @@ CASES = {
             patience=50,
             min_epochs=60,
             search_cutoff=0,
-            level_window="auto",  # intercept correction over the last week
+            # the average of SES, Holt and damped-trend forecasts (Comb S-H-D) of the daily
+            # residual means, with their forecast variance added to the scale
+            level_method="comb",
+            level_window="24h",
             calibration="scale",
             val_span="7D",
             calibration_folds=2,
@@ -158,8 +161,10 @@ CASES = {
             epochs=100,
             min_epochs=20,
             search_cutoff=0,
-            level_method="ets",
-            level_window="24h",  # daily means of the residuals
+            # Comb S-H-D on the daily means of the residuals: AICc alone picks a trend with
+            # beta ~ alpha on these smooth means, whose slope runs away over a month
+            level_method="comb",
+            level_window="24h",
             recency_halflife="14D",  # the diurnal shape changes with the season
             calibration="scale",
             val_span="31D",  # calibration blocks as long as the horizon

@@ -182,9 +182,9 @@ def load_model(path: Any):
     model.level_choice_ = cfg.get("level_choice")
     model.level_trend_ = None
     if cfg.get("level_trend"):
-        from .leveltrend import DampedTrend
+        from .leveltrend import level_trend_from_json
 
-        model.level_trend_ = DampedTrend(**cfg["level_trend"])
+        model.level_trend_ = level_trend_from_json(cfg["level_trend"])
     model.ar_ = None
     if cfg.get("ar"):
         model.ar_ = {

@@ -14,7 +14,8 @@ predictions come from one IIR filter pass (`scipy.signal.lfilter`):
 * ``"AAdN"`` Holt's damped trend (Gardner & McKenzie).
 
 `"holt"` fits AAdN; `"ets"` picks one of the three per output by AICc, as `ets()` does for
-the non-seasonal part of a series (the periodic structure is the network's). The forecast
+the non-seasonal part of a series (the periodic structure is the network's); `"comb"` averages
+the three forecasts (Comb S-H-D, `CombinedTrend`). The forecast
 correction at k blocks ahead is l_T + phi_k b_T (phi_k = phi + ... + phi^k; k for AAN, 0 for
 ANN), and the variance the level forecast adds at lead h = ceil(k) blocks is
 sigma^2 * sum_{j=1}^{h-1} c_j^2 with c_j = alpha + beta phi_j (Hyndman et al. 2008, class 1),
@@ -239,11 +240,60 @@ def block_means(tau: np.ndarray, resid: np.ndarray, block: float) -> np.ndarray:
 
 def fit_block_trend(
     tau: np.ndarray, resid: np.ndarray, block: float, method: str = "holt"
-) -> DampedTrend:
-    """`method="holt"`: AAdN per column; `"ets"`: the AICc-best of ANN/AAN/AAdN per column."""
+) -> DampedTrend | CombinedTrend:
+    """`method="holt"`: AAdN per column; `"ets"`: the AICc-best of ANN/AAN/AAdN per column;
+    `"comb"`: the equal-weight combination of all three (`CombinedTrend`)."""
     means = block_means(tau, resid, block)
     cols = [means[:, j] for j in range(means.shape[1])]
+    if method == "comb":
+        return CombinedTrend(
+            [_block_trend(tau, block, [fit_smoothing(c, k) for c in cols]) for k in KINDS]
+        )
     fits = [select_smoothing(c) if method == "ets" else fit_smoothing(c, "AAdN") for c in cols]
+    return _block_trend(tau, block, fits)
+
+
+@dataclass
+class CombinedTrend:
+    """The equal-weight average of several level models' forecasts: with the three members
+    ANN, AAN and AAdN this is the "Comb S-H-D" forecast of the M3 competition (Makridakis &
+    Hibon 2000), which beat every selection of one of them there and is an M4 benchmark. Model
+    selection by AICc reads in-sample one-step errors; on smooth residuals it picks a trend
+    with beta near alpha, whose extrapolation runs away at long leads, and the average caps
+    that at a third. The added variance is the mean of the members' variances, an upper bound
+    on the variance of the averaged forecast (their errors are correlated, at most fully)."""
+
+    members: list[DampedTrend]
+    replaces_trend: bool = False
+
+    def __post_init__(self) -> None:
+        self.members = [m if isinstance(m, DampedTrend) else DampedTrend(**m) for m in self.members]
+        if not self.members:
+            raise ValueError("CombinedTrend needs at least one member.")
+
+    @property
+    def end(self) -> float:
+        return self.members[0].end
+
+    def correction(self, tau: np.ndarray) -> np.ndarray:
+        return np.mean([m.correction(tau) for m in self.members], axis=0)
+
+    def variance(self, tau: np.ndarray) -> np.ndarray:
+        return np.mean([m.variance(tau) for m in self.members], axis=0)
+
+    def to_json(self) -> dict:
+        return {
+            "members": [m.to_json() for m in self.members],
+            "replaces_trend": self.replaces_trend,
+        }
+
+
+def level_trend_from_json(cfg: dict) -> DampedTrend | CombinedTrend:
+    """The level model saved by `to_json` (a combination has a "members" list)."""
+    return CombinedTrend(**cfg) if "members" in cfg else DampedTrend(**cfg)
+
+
+def _block_trend(tau: np.ndarray, block: float, fits: list[SmoothingFit]) -> DampedTrend:
     return DampedTrend(
         level=[f.level for f in fits],
         slope=[f.slope for f in fits],

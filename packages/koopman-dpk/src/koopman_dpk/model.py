@@ -53,6 +53,8 @@ class DPKConfig:
     level_window: Any = None  # intercept correction: None, "auto" (longest period) or a duration
     level_method: str = "mean"  # "mean": mean residual over the window; "holt": damped trend;
     # "ets": the AICc-best of local level / linear / damped trend on the window's block means;
+    # "comb": the average of those three forecasts (Comb S-H-D), robust where AICc picks a
+    # runaway slope on smooth residuals;
     # "auto": the candidate (none, mean, ets on steps, ets on the shortest period's blocks)
     # with the lowest pinball loss on the validation tail (training data only)
     harmonic_tolerance: float = 0.01  # a found period this close to P/k of a pinned P is snapped
@@ -193,8 +195,10 @@ class DPK:
             if not 0 < self.config.calibration_level < 1:
                 raise DPKInputError("calibration_level must lie in (0, 1).")
         lm = self.config.level_method
-        if lm not in ("mean", "holt", "ets", "auto"):
-            raise DPKInputError(f"level_method must be 'mean', 'holt', 'ets' or 'auto', got {lm!r}")
+        if lm not in ("mean", "holt", "ets", "auto", "comb"):
+            raise DPKInputError(
+                f"level_method must be 'mean', 'holt', 'ets', 'comb' or 'auto', got {lm!r}"
+            )
         if lm == "auto" and self.config.val == "none":
             raise DPKInputError(
                 "level_method='auto' chooses on the validation tail; set val='tail' (ideally "
@@ -208,9 +212,9 @@ class DPK:
         if self.config.level_target == "deseasonalized" and lm == "mean":  # auto: ets only
             raise DPKInputError(
                 "level_target='deseasonalized' replaces the trend with a smoothing forecast; "
-                "use it with level_method='ets' or 'holt'."
+                "use it with level_method='ets', 'holt' or 'comb'."
             )
-        if lm in ("holt", "ets", "auto"):
+        if lm in ("holt", "ets", "auto", "comb"):
             if self.config.level_window is None and lm != "auto":
                 raise DPKInputError(
                     f"level_method={lm!r} needs level_window (the block length, e.g. '24h')."
@@ -726,7 +730,7 @@ class DPK:
         method, window = self._level_method()
         if window is None or method == "none" or len(tau) == 0:
             return
-        if method in ("holt", "ets"):
+        if method in ("holt", "ets", "comb"):
             from .leveltrend import fit_block_trend
 
             pred = np.asarray(self.dist.mean(self._scaled_params(tau, cov)), dtype=float)
