@@ -324,10 +324,13 @@ def test_comb_level_forecast_is_the_average_of_ses_holt_and_damped_by_hand():
             + (fits["AAdN"].level + damped * fits["AAdN"].slope)
         ) / 3
         np.testing.assert_allclose(comb.correction(tau)[0, 0], by_hand, rtol=1e-9)
-    # the added variance is the members' mean (an upper bound for the averaged forecast)
+    # the added variance is that of the average of fully correlated member errors: the
+    # covariance sum (1/9) sum_ij sd_i sd_j, its upper bound
     tau = t[-1] + 4.0 * np.arange(1, 12)
-    member_v = [m.variance(tau)[:, 0] for m in comb.members]
-    np.testing.assert_allclose(comb.variance(tau)[:, 0], np.mean(member_v, axis=0))
+    sd = np.sqrt([m.variance(tau)[:, 0] for m in comb.members])
+    full_cov = sum(sd[i] * sd[j] for i in range(3) for j in range(3)) / 9
+    np.testing.assert_allclose(comb.variance(tau)[:, 0], full_cov)
+    assert np.all(comb.variance(tau)[:, 0] <= np.mean(sd**2, axis=0) + 1e-15)
     assert np.all(np.diff(comb.variance(tau)[:, 0]) >= 0)
 
 

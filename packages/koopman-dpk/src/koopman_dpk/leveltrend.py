@@ -260,8 +260,9 @@ class CombinedTrend:
     Hibon 2000), which beat every selection of one of them there and is an M4 benchmark. Model
     selection by AICc reads in-sample one-step errors; on smooth residuals it picks a trend
     with beta near alpha, whose extrapolation runs away at long leads, and the average caps
-    that at a third. The added variance is the mean of the members' variances, an upper bound
-    on the variance of the averaged forecast (their errors are correlated, at most fully)."""
+    that at a third. The added variance is (mean of the members' standard deviations)^2, the
+    variance of the averaged forecast when the members' errors are fully correlated (its upper
+    bound; they are fitted to the same block means, so nearly so)."""
 
     members: list[DampedTrend]
     replaces_trend: bool = False
@@ -279,7 +280,7 @@ class CombinedTrend:
         return np.mean([m.correction(tau) for m in self.members], axis=0)
 
     def variance(self, tau: np.ndarray) -> np.ndarray:
-        return np.mean([m.variance(tau) for m in self.members], axis=0)
+        return np.mean([np.sqrt(m.variance(tau)) for m in self.members], axis=0) ** 2
 
     def to_json(self) -> dict:
         return {
