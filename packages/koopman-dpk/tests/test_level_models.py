@@ -348,20 +348,13 @@ def test_comb_caps_a_runaway_slope_that_aicc_selects():
     assert err_comb < err_ets
 
 
-def test_comb_level_model_round_trips_and_needs_a_window(tmp_path):
+def test_comb_level_model_is_fitted_and_needs_a_window():
+    # the save/load round trip is in test_io.py
     rng = np.random.default_rng(2)
-    t = np.arange(600, dtype=float)
-    y = np.cos(2 * np.pi * t / 24) + 0.003 * np.maximum(t - 450, 0) + rng.normal(0, 0.2, 600)
-    m = DPK(
-        periods=[24], level_window=24, level_method="comb", epochs=5, search_cutoff=0, seed=0
-    ).fit(y)
+    t = np.arange(300, dtype=float)
+    y = np.cos(2 * np.pi * t / 24) + 0.003 * t + rng.normal(0, 0.2, 300)
+    m = DPK(periods=[24], level_window=24, level_method="comb", epochs=3, search_cutoff=0).fit(y)
     assert isinstance(m.level_trend_, CombinedTrend)
-    m.save(tmp_path / "m")
-    m2 = DPK.load(tmp_path / "m")
-    assert m2.level_trend_ == m.level_trend_
-    a, b = m.predict(horizon=60), m2.predict(horizon=60)
-    np.testing.assert_array_equal(
-        np.asarray(a.quantile([0.1, 0.9])), np.asarray(b.quantile([0.1, 0.9]))
-    )
+    assert [k.kind for k in m.level_trend_.members] == [["ANN"], ["AAN"], ["AAdN"]]
     with pytest.raises(DPKInputError, match="level_window"):
         DPK(periods=[24], level_method="comb")
