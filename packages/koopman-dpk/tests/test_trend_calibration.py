@@ -192,3 +192,56 @@ def test_damped_trend_recovers_a_planted_holt_forecast():
     r = np.arange(6, dtype=float)[:, None]
     # blocks (11 - tau) // 4: {0, 1, 2, 3} -> block 2, none in block 1, {10, 11} -> block 0
     np.testing.assert_allclose(block_means(tau, r, 4.0)[:, 0], [1.5, 4.5])
+
+
+def _drifting(T=900, slope=0.01, seed=3):
+    rng = np.random.default_rng(seed)
+    t = np.arange(T, dtype=float)
+    return np.cos(2 * np.pi * t / 24) + slope * t + rng.normal(0, 0.2, T)
+
+
+_AUTO = dict(periods=[24], num_freqs=1, epochs=8, search_cutoff=0, seed=0, val_span=150)
+
+
+def test_auto_trend_scores_each_candidate_out_of_sample_and_refits_the_best():
+    y = _drifting()
+    m = DPK(trend="auto", trend_candidates=("constant", "linear"), **_AUTO).fit(y)
+    choice = m.trend_choice_
+    assert choice["trend"] == "linear" and m.trend_ == "linear"  # a 9-unit drift
+    assert choice["scores"]["linear"] < choice["scores"]["constant"]
+    # each score is the pinball loss of that candidate fitted on the data before the block
+    t = np.arange(len(y), dtype=float)
+    pre, post = t <= t[-1] - 150, t > t[-1] - 150
+    levels = np.arange(1, 10) / 10
+    for cand in ("constant", "linear"):
+        sub = DPK(trend=cand, **_AUTO).fit(y[pre], times=t[pre])
+        q = np.asarray(sub.predict(times=t[post]).quantile(levels)).reshape(post.sum(), -1)
+        diff = y[post][:, None] - q
+        by_hand = np.mean(np.maximum(levels * diff, (levels - 1) * diff))
+        np.testing.assert_allclose(choice["scores"][cand], by_hand, rtol=1e-9)
+    # the final model is the chosen trend fitted on all the data
+    direct = DPK(trend="linear", **_AUTO).fit(y)
+    np.testing.assert_array_equal(
+        np.asarray(m.predict(horizon=48).mean()), np.asarray(direct.predict(horizon=48).mean())
+    )
+    assert m.get_params()["trend"] == "auto"  # the configuration is kept as given
+
+
+def test_auto_trend_survives_save_and_load(tmp_path):
+    m = DPK(trend="auto", trend_candidates=("constant", "piecewise"), **_AUTO).fit(_drifting())
+    m.save(tmp_path / "m")
+    m2 = DPK.load(tmp_path / "m")
+    assert m2.trend_choice_ == m.trend_choice_ and m2.trend_ == m.trend_
+    np.testing.assert_array_equal(
+        np.asarray(m.predict(horizon=48).quantile([0.1, 0.9])),
+        np.asarray(m2.predict(horizon=48).quantile([0.1, 0.9])),
+    )
+
+
+def test_auto_trend_bad_input_names_the_fix():
+    with pytest.raises(DPKInputError, match="trend_candidates"):
+        DPK(trend="auto", trend_candidates=("linear", "cubic"))
+    with pytest.raises(DPKInputError, match="trend must be one of"):
+        DPK(trend="spline")
+    with pytest.raises(DPKInputError, match="val_span"):
+        DPK(trend="auto", **{**_AUTO, "val_span": 600}).fit(_drifting())

@@ -87,6 +87,7 @@ def save_model(model: Any, path: Any, overwrite: bool = False) -> Path:
         if getattr(model, "level_trend_", None) is None
         else model.level_trend_.to_json(),
         "level_choice": getattr(model, "level_choice_", None),
+        "trend_choice": getattr(model, "trend_choice_", None),
         "seed": model.config.seed,
         "n_parameters": model.n_parameters_,
         "history": {k: [float(x) for x in v] for k, v in model.history_.items()},
@@ -147,7 +148,7 @@ def load_model(path: Any):
         cfg["n_covariates"],
         tuple(cfg["config"]["hidden"]),
         cfg["n_outputs"],
-        cfg["config"]["trend"],
+        (cfg.get("trend_choice") or {}).get("trend", cfg["config"]["trend"]),
         np.zeros((dist.n_params, cfg["n_outputs"])),
         model.config.n_changepoints,
         model.config.changepoint_range,
@@ -180,6 +181,7 @@ def load_model(path: Any):
     model.residual_calibration_ = extra.get("residual_calibration")
     model.scale_calibration_ = extra.get("scale_calibration")
     model.level_choice_ = cfg.get("level_choice")
+    model.trend_choice_ = cfg.get("trend_choice")
     model.level_trend_ = None
     if cfg.get("level_trend"):
         from .leveltrend import level_trend_from_json

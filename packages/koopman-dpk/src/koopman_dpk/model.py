@@ -42,7 +42,10 @@ class DPKConfig:
     n_search: int | None = None
     num_freqs: int | list[int] | None = None
     hidden: tuple[int, ...] = (64, 32)
-    trend: str = "linear"
+    trend: str = "linear"  # one of TRENDS, or "auto": the candidate below with the lowest
+    # pinball loss on the last val_span of the training data (a model per candidate is fitted
+    # on the data before it), then refitted on all data
+    trend_candidates: tuple[str, ...] = ("piecewise", "linear", "constant")
     n_changepoints: int = 10  # trend="piecewise": hinge count ...
     changepoint_range: float = 0.8  # ... spread over this leading fraction of the span
     changepoint_penalty: float = 1e-3  # L1 weight on the hinge slopes
@@ -172,8 +175,16 @@ class DPK:
             **kwargs,
         )
         self.dist: Distribution = get_distribution(self.config.distribution)
-        if self.config.trend not in TRENDS:
-            raise DPKInputError(f"trend must be one of {TRENDS}, got {self.config.trend!r}")
+        if self.config.trend not in (*TRENDS, "auto"):
+            raise DPKInputError(
+                f"trend must be one of {TRENDS} or 'auto', got {self.config.trend!r}"
+            )
+        if self.config.trend == "auto":
+            cands = tuple(self.config.trend_candidates)
+            if not cands or any(t not in TRENDS for t in cands):
+                raise DPKInputError(
+                    f"trend_candidates must be a non-empty list drawn from {TRENDS}, got {cands!r}"
+                )
         if self.config.val not in ("tail", "blocks", "none"):
             raise DPKInputError(f"val must be 'tail', 'blocks' or 'none', got {self.config.val!r}")
         if self.config.conformal and self.config.val == "none":
@@ -274,6 +285,8 @@ class DPK:
     ) -> DPK:
         """Fit on y (ndarray, pandas Series/DataFrame with DatetimeIndex, or xarray DataArray)."""
         c = self.config
+        if c.trend == "auto":
+            return self._fit_auto_trend(y, times, covariates, sample_weight, mask, sort, series_dim)
         target = coerce_target(y, times, series_dim)
         Y = target.y
         T0 = len(Y)
@@ -564,6 +577,90 @@ class DPK:
             raise
 
     _on_epoch_end = None  # test hook: called with the epoch number after each epoch
+
+    @property
+    def trend_(self) -> str:
+        """The trend in use: the configured one, or the one `trend="auto"` chose."""
+        choice = getattr(self, "trend_choice_", None)
+        return choice["trend"] if choice else self.config.trend
+
+    def _fit_auto_trend(self, y, times, covariates, sample_weight, mask, sort, series_dim) -> DPK:
+        """`trend="auto"`: a rolling-origin choice of the trend (Tashman 2000). For each of
+        `trend_candidates` a model with the same settings is fitted on the data before the
+        last `val_span` (or `val_fraction`) of the training span and scored by its mean pinball
+        loss (q = 0.1..0.9) on that last block; the best candidate is refitted on all data.
+        With `val_span` equal to the forecast horizon this asks which trend extrapolates best
+        over one horizon, using training data only. The scores are kept in `trend_choice_`."""
+        from .metrics import pinball
+
+        c = self.config
+        target = coerce_target(y, times, series_dim)
+        Y = target.y
+        T0 = len(Y)
+        cov, _ = coerce_covariates(covariates, T0)
+        raw = target.times if target.times is not None else np.arange(T0, dtype=float)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float).reshape(-1)
+        msk = None if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
+        order = np.arange(T0)
+        if sort:
+            import pandas as pd
+
+            order = np.argsort(np.asarray(pd.Index(raw)), kind="stable")
+        raw_s = raw[order] if not hasattr(raw, "take") else raw.take(order)
+        axis, tau = TimeAxis.fit(raw_s)
+        span = float(tau[-1] - tau[0])
+        tail = axis.period_to_tau(c.val_span) if c.val_span is not None else c.val_fraction * span
+        if not 0 < tail < span / 2:
+            raise DPKInputError(
+                f"trend='auto' holds out the last {tail:g} time units of a span of {span:g}; "
+                "give val_span (ideally the forecast horizon) shorter than half the data."
+            )
+        pre = order[tau <= tau[-1] - tail]
+        post = order[tau > tau[-1] - tail]
+        post = post[np.all(np.isfinite(Y[post].reshape(len(post), -1)), axis=1)]
+        if len(post) < 20:
+            raise DPKInputError(
+                "trend='auto' needs >= 20 observed points in the held-out block; raise val_span."
+            )
+        levels = np.asarray(DEFAULT_QUANTILES, dtype=float)
+        base = {**asdict(c), "progress": False, "checkpoint_dir": None}
+        scores: dict[str, float] = {}
+        for cand in dict.fromkeys(c.trend_candidates):
+            sub = DPK.from_config({**base, "trend": cand})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    sub.fit(
+                        Y[pre],
+                        times=raw[pre],
+                        covariates=cov[pre] if cov.shape[1] else None,
+                        sample_weight=None if w is None else w[pre],
+                        mask=None if msk is None else msk[pre],
+                    )
+                except DPKInputError:
+                    continue  # too little data before the block for this candidate
+                fc = sub.predict(times=raw[post], covariates=cov[post] if cov.shape[1] else None)
+            q = fc._quantile_array(levels).reshape(len(post), -1, len(levels))
+            scores[cand] = pinball(Y[post].reshape(len(post), -1), q)
+        if not scores:
+            raise DPKInputError(
+                "trend='auto': no candidate could be fitted on the data before the held-out "
+                "block; give more data or a shorter val_span."
+            )
+        best = min(scores, key=scores.__getitem__)
+        final = DPK.from_config({**asdict(c), "trend": best})
+        final.fit(
+            y,
+            times=times,
+            covariates=covariates,
+            sample_weight=sample_weight,
+            mask=mask,
+            sort=sort,
+            series_dim=series_dim,
+        )
+        self.__dict__.update({k: v for k, v in final.__dict__.items() if k != "config"})
+        self.trend_choice_ = {"trend": best, "scores": scores}
+        return self
 
     def _trend_init(
         self,
