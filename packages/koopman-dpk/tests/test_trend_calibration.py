@@ -225,6 +225,11 @@ def test_auto_trend_scores_each_candidate_out_of_sample_and_refits_the_best():
         np.asarray(m.predict(horizon=48).mean()), np.asarray(direct.predict(horizon=48).mean())
     )
     assert m.get_params()["trend"] == "auto"  # the configuration is kept as given
+    # shuffled input with sort=True: the same held-out block, the same scores
+    perm = np.random.default_rng(0).permutation(len(y))
+    shuffled = DPK(trend="auto", trend_candidates=("constant", "linear"), **_AUTO)
+    shuffled.fit(y[perm], times=t[perm], sort=True)
+    assert shuffled.trend_choice_ == choice
 
 
 def test_auto_trend_survives_save_and_load(tmp_path):

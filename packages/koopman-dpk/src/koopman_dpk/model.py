@@ -121,6 +121,27 @@ def snap_to_harmonics(
     return out, snapped
 
 
+def _time_order(raw_times: Any) -> np.ndarray:
+    """Stable sorting order of the raw times (fit(sort=True))."""
+    import pandas as pd
+
+    return np.argsort(np.asarray(pd.Index(raw_times)), kind="stable")
+
+
+def _take(raw_times: Any, idx: np.ndarray) -> Any:
+    """raw_times at the integer positions idx (ndarray or pandas Index)."""
+    return raw_times.take(idx) if hasattr(raw_times, "take") else raw_times[idx]
+
+
+def _quantile_pinball(fc: Forecast, Y: np.ndarray) -> float:
+    """Mean pinball loss (q = 0.1..0.9) of a forecast against the (T, d) observations."""
+    from .metrics import pinball
+
+    levels = np.asarray(DEFAULT_QUANTILES, dtype=float)
+    q = fc._quantile_array(levels).reshape(len(Y), -1, len(levels))
+    return pinball(Y.reshape(len(Y), -1), q)
+
+
 @contextlib.contextmanager
 def _threads(n: int | None):
     """Temporarily set torch's intra-op threads (restored afterwards)."""
@@ -303,12 +324,8 @@ class DPK:
             raise DPKInputError("sample_weight must be finite and non-negative.")
         raw_times = target.times if target.times is not None else np.arange(T0, dtype=float)
         if sort:
-            import pandas as pd
-
-            order = np.argsort(np.asarray(pd.Index(raw_times)), kind="stable")
-            raw_times = (
-                raw_times[order] if not hasattr(raw_times, "take") else raw_times.take(order)
-            )
+            order = _time_order(raw_times)
+            raw_times = _take(raw_times, order)
             Y, cov, w, m = Y[order], cov[order], w[order], m[order]
         axis, tau = TimeAxis.fit(raw_times)
         Y, keep = drop_missing(Y)
@@ -591,8 +608,6 @@ class DPK:
         loss (q = 0.1..0.9) on that last block; the best candidate is refitted on all data.
         With `val_span` equal to the forecast horizon this asks which trend extrapolates best
         over one horizon, using training data only. The scores are kept in `trend_choice_`."""
-        from .metrics import pinball
-
         c = self.config
         target = coerce_target(y, times, series_dim)
         Y = target.y
@@ -601,13 +616,8 @@ class DPK:
         raw = target.times if target.times is not None else np.arange(T0, dtype=float)
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=float).reshape(-1)
         msk = None if mask is None else np.asarray(mask, dtype=bool).reshape(-1)
-        order = np.arange(T0)
-        if sort:
-            import pandas as pd
-
-            order = np.argsort(np.asarray(pd.Index(raw)), kind="stable")
-        raw_s = raw[order] if not hasattr(raw, "take") else raw.take(order)
-        axis, tau = TimeAxis.fit(raw_s)
+        order = _time_order(raw) if sort else np.arange(T0)
+        axis, tau = TimeAxis.fit(_take(raw, order))
         span = float(tau[-1] - tau[0])
         tail = axis.period_to_tau(c.val_span) if c.val_span is not None else c.val_fraction * span
         if not 0 < tail < span / 2:
@@ -622,7 +632,6 @@ class DPK:
             raise DPKInputError(
                 "trend='auto' needs >= 20 observed points in the held-out block; raise val_span."
             )
-        levels = np.asarray(DEFAULT_QUANTILES, dtype=float)
         base = {**asdict(c), "progress": False, "checkpoint_dir": None}
         scores: dict[str, float] = {}
         for cand in dict.fromkeys(c.trend_candidates):
@@ -632,16 +641,17 @@ class DPK:
                 try:
                     sub.fit(
                         Y[pre],
-                        times=raw[pre],
+                        times=_take(raw, pre),
                         covariates=cov[pre] if cov.shape[1] else None,
                         sample_weight=None if w is None else w[pre],
                         mask=None if msk is None else msk[pre],
                     )
                 except DPKInputError:
                     continue  # too little data before the block for this candidate
-                fc = sub.predict(times=raw[post], covariates=cov[post] if cov.shape[1] else None)
-            q = fc._quantile_array(levels).reshape(len(post), -1, len(levels))
-            scores[cand] = pinball(Y[post].reshape(len(post), -1), q)
+                fc = sub.predict(
+                    times=_take(raw, post), covariates=cov[post] if cov.shape[1] else None
+                )
+            scores[cand] = _quantile_pinball(fc, Y[post])
         if not scores:
             raise DPKInputError(
                 "trend='auto': no candidate could be fitted on the data before the held-out "
@@ -781,13 +791,10 @@ class DPK:
     def _select_level_model(self, tau, cov, Y, tr_idx, va_idx) -> dict[str, Any]:
         """Score every candidate level model, fitted on the training part, by its mean
         pinball loss (q = 0.1..0.9) on the validation tail; keep the best."""
-        from .metrics import pinball
-
         if len(va_idx) < 20:
             raise DPKInputError(
                 "level_method='auto' needs >= 20 validation points; raise val_span/val_fraction."
             )
-        levels = np.asarray(DEFAULT_QUANTILES, dtype=float)
         scores: dict[str, float] = {}
         best: dict[str, Any] | None = None
         for method, window in self._level_candidates():
@@ -795,7 +802,7 @@ class DPK:
             self._set_level_offset(tau[tr_idx], cov[tr_idx], Y[tr_idx])
             params = {k: v[None] for k, v in self._params(tau[va_idx], cov[va_idx]).items()}
             fc = Forecast(self.dist, params, seed=self.config.seed)
-            loss = pinball(Y[va_idx].reshape(len(va_idx), -1), fc._quantile_array(levels))
+            loss = _quantile_pinball(fc, Y[va_idx])
             label = method if window is None else f"{method}@{window:g}"
             scores[label] = float(loss)
             if best is None or loss < best["score"]:
