@@ -287,6 +287,15 @@ def test_cli_fit_predict_backtest_csv_and_netcdf(tmp_path):
     assert r.exit_code == 0, r.output
     saved = json.loads((tmp_path / "m4" / "config.json").read_text())["config"]
     assert saved["level_window"] == "24h" and list(saved["hidden"]) == [8]
+    # trend="auto": the chosen trend is reported and saved with the model
+    r = runner.invoke(
+        app,
+        [*base, "--out", str(tmp_path / "m6"), "--trend", "auto", "--set", "val_span=96h"]
+        + ["--set", 'trend_candidates=["constant", "linear"]'],
+    )
+    assert r.exit_code == 0, r.output
+    chosen = json.loads((tmp_path / "m6" / "config.json").read_text())["trend_choice"]["trend"]
+    assert chosen in ("constant", "linear") and f"trend {chosen}" in r.output
     r = runner.invoke(app, [*base, "--out", str(tmp_path / "m5"), "--set", "nope=1"])
     assert r.exit_code != 0 and "unknown DPK argument" in r.output
     r = runner.invoke(app, [*base, "--out", str(tmp_path / "m5"), "--set", "level_window"])

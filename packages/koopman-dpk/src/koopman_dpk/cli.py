@@ -102,7 +102,10 @@ def fit(
     ),
     periods: str = typer.Option("", help="pinned periods, e.g. 24h,168h"),
     n_search: int = typer.Option(None, help="frequencies found by search per parameter"),
-    trend: str = typer.Option("linear"),
+    trend: str = typer.Option(
+        "linear",
+        help="none|constant|linear|quadratic|piecewise, or auto (chosen on the last val_span)",
+    ),
     epochs: int = typer.Option(200),
     seed: int = typer.Option(0),
     time_col: str = typer.Option(None, help="name of the CSV time column"),
@@ -133,7 +136,8 @@ def fit(
     except (DPKError, FileExistsError) as exc:
         _fail(str(exc))
     typer.echo(
-        f"saved {out} ({model.n_parameters_} parameters; periods {np.round(model.periods_[0], 3).tolist()})"
+        f"saved {out} ({model.n_parameters_} parameters; periods {np.round(model.periods_[0], 3).tolist()}; "
+        f"trend {model.trend_})"
     )
 
 
