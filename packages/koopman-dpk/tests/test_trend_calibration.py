@@ -250,3 +250,25 @@ def test_auto_trend_bad_input_names_the_fix():
         DPK(trend="spline")
     with pytest.raises(DPKInputError, match="val_span"):
         DPK(trend="auto", **{**_AUTO, "val_span": 600}).fit(_drifting())
+
+
+def test_auto_trend_keeps_a_cycle_seen_less_than_once_out_of_the_trend():
+    # 85% of one 1000-step cycle (amplitude 3) plus a daily pattern: a piecewise trend absorbs
+    # the long cycle and extrapolates its last slope; held-out data show that constant wins
+    rng = np.random.default_rng(0)
+    t = np.arange(1100, dtype=float)
+
+    def truth(t):
+        return 3 * np.sin(2 * np.pi * t / 1000) + np.cos(2 * np.pi * t / 24)
+
+    y = truth(t) + rng.normal(0, 0.1, len(t))
+    tr, te = t < 850, t >= 850
+    kw = dict(periods=[24, 1000], allow_single_cycle=True, num_freqs=2, epochs=40)
+    kw.update(search_cutoff=0, seed=0, val_span=120, trend_candidates=("piecewise", "constant"))
+    mae = {}
+    for trend in ("piecewise", "auto"):
+        m = DPK(trend=trend, **kw).fit(y[tr], times=t[tr])
+        mu = np.asarray(m.predict(times=t[te]).mean()).ravel()
+        mae[trend] = float(np.abs(mu - truth(t[te])).mean())
+    assert m.trend_ == "constant"
+    assert mae["piecewise"] > 1.0 and mae["auto"] < 0.3, mae
