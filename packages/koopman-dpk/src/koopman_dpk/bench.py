@@ -138,7 +138,7 @@ CASES = {
             calibration_folds=3,
             seed=0,
         ),
-        origins=[f"{y}-01-01" for y in range(1990, 2000)],
+        origins=[f"{y}-01-01" for y in range(1990, 2001)],  # the spec: origins 1990-2000
         quick_origins=["1992-01-01", "1996-01-01"],
         # yearly pre-test origins; their 104-week test spans end by 1990
         tune_origins=[f"{y}-01-01" for y in range(1978, 1989)],
