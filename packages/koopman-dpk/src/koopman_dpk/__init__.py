@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from .distributions import REGISTRY as DISTRIBUTIONS  # noqa: E402
 from .distributions import get_distribution  # noqa: E402
+from .ensemble import DPKEnsemble  # noqa: E402
 from .errors import (  # noqa: E402
     DPKDivergenceError,
     DPKError,
@@ -18,6 +19,7 @@ from .model import DPK, DPKConfig  # noqa: E402
 __all__ = [
     "DPK",
     "DPKConfig",
+    "DPKEnsemble",
     "Forecast",
     "DISTRIBUTIONS",
     "get_distribution",

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +94,21 @@ def save_model(model: Any, path: Any, overwrite: bool = False) -> Path:
         "history": {k: [float(x) for x in v] for k, v in model.history_.items()},
         "metrics": getattr(model, "metrics_", {}),
     }
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
+
+    return write_dir_atomic(path, write)
+
+
+def write_dir_atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Fill a temporary sibling directory with `write(tmp)`, then rename it to `path`
+    (replacing an existing one): a killed writer leaves the old directory or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        save_file(tensors, str(tmp / WEIGHTS))
-        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
+        write(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             os.replace(path, old)
