@@ -103,3 +103,15 @@ def test_ensemble_runs_in_a_backtest():
     assert seen == [2]  # the mixture of the two members reached the hook
     assert np.isfinite(row.pinball) and np.isfinite(row.crps) and np.isfinite(row.nll)
     assert 0.5 <= row.coverage80 <= 1.0
+
+
+def test_auto_trend_is_chosen_once_by_the_first_member(data):
+    ens = DPKEnsemble(3, **{**CFG, "trend": "auto", "val_span": 60}).fit(data)
+    first, *rest = ens.members_
+    assert first.trend_choice_["trend"] in ("piecewise", "linear", "constant")
+    for m in rest:  # fitted directly with the first member's choice, no second search
+        assert m.config.trend == first.trend_ and getattr(m, "trend_choice_", None) is None
+    solo = DPK(**{**CFG, "val_span": 60, "trend": first.trend_, "seed": 1}).fit(data)
+    np.testing.assert_array_equal(
+        np.asarray(solo.predict(horizon=8).mean()), np.asarray(rest[0].predict(horizon=8).mean())
+    )

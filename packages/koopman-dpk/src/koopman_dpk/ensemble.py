@@ -60,14 +60,21 @@ class DPKEnsemble:
             )
         self.members_: list[DPK] = []
 
-    def _member(self, k: int) -> DPK:
-        return DPK(**{**self.dpk_config, "seed": self.seed + k})
+    def _member(self, k: int, **override: Any) -> DPK:
+        return DPK(**{**self.dpk_config, "seed": self.seed + k, **override})
 
     def fit(self, y: Any, **fit_kwargs: Any) -> DPKEnsemble:
-        """Fit every member on the same data (`fit_kwargs` as for `DPK.fit`)."""
-        members = []
+        """Fit every member on the same data (`fit_kwargs` as for `DPK.fit`). With
+        `trend="auto"` the trend is chosen once, by the first member's rolling-origin check,
+        and the other members are fitted with that trend: the choice is a property of the
+        data, and this saves (n_members - 1) x len(trend_candidates) fits."""
+        members: list[DPK] = []
+        trend = None
         for k in tqdm(range(self.n_members), desc="ensemble", disable=not self.progress):
-            members.append(self._member(k).fit(y, **fit_kwargs))
+            member = self._member(k) if trend is None else self._member(k, trend=trend)
+            members.append(member.fit(y, **fit_kwargs))
+            if k == 0 and getattr(members[0], "trend_choice_", None):
+                trend = members[0].trend_
         self.members_ = members
         return self
 
