@@ -110,7 +110,7 @@ def test_round_trip_keeps_piecewise_trend_level_offset_and_scale_calibration(tmp
     )
 
 
-@pytest.mark.parametrize("method", ["holt", "comb"])
+@pytest.mark.parametrize("method", ["holt", "comb", "AAN"])
 def test_round_trip_keeps_the_level_trend(tmp_path, method):
     rng = np.random.default_rng(2)
     t = np.arange(600, dtype=float)

@@ -358,3 +358,51 @@ def test_comb_level_model_is_fitted_and_needs_a_window():
     assert [k.kind for k in m.level_trend_.members] == [["ANN"], ["AAN"], ["AAdN"]]
     with pytest.raises(DPKInputError, match="level_window"):
         DPK(periods=[24], level_method="comb")
+
+
+def test_fixed_smoothing_form_is_that_form_fitted_by_hand():
+    # level_method="AAN" / "ANN" / "AAdN": one form per column, no AICc choice
+    rng = np.random.default_rng(11)
+    t = np.arange(200, dtype=float)
+    resid = (0.01 * t + np.cumsum(rng.normal(0, 0.05, 200)))[:, None]
+    means = resid[:, 0].reshape(-1, 4).mean(axis=1)  # blocks of 4 steps end at t[-1]
+    for kind in ("ANN", "AAN", "AAdN"):
+        trend = fit_block_trend(t, resid, 4.0, kind)
+        assert isinstance(trend, DampedTrend) and trend.kind == [kind]
+        f = fit_smoothing(means, kind)
+        k = 7
+        steps = {"ANN": 0.0, "AAN": k, "AAdN": sum(f.phi**j for j in range(1, k + 1))}[kind]
+        expected = f.level + steps * f.slope
+        np.testing.assert_allclose(trend.correction(np.array([t[-1] + 4.0 * k]))[0, 0], expected)
+    with pytest.raises(ValueError, match="AAdN"):
+        fit_block_trend(t, resid, 4.0, "AAM")
+
+
+def test_deseasonalized_aan_extrapolates_the_slope_the_explicit_trend_replaced():
+    # y = 0.01 t + cos(2 pi t / 24) + noise: the network keeps the cycle, and Holt's linear
+    # trend on y minus the cycle carries the level and slope ahead (MSTL's structure)
+    rng = np.random.default_rng(4)
+    t = np.arange(720, dtype=float)
+    y = 0.01 * t + np.cos(2 * np.pi * t / 24) + rng.normal(0, 0.1, 720)
+    m = DPK(
+        periods=[24],
+        search_cutoff=0,
+        trend="linear",
+        level_method="AAN",
+        level_window=24,
+        level_target="deseasonalized",
+        epochs=60,
+        seed=0,
+    ).fit(y)
+    assert m.level_trend_.kind == ["AAN"] and m.level_trend_.replaces_trend
+    ahead = np.arange(720, 720 + 24 * 20, dtype=float)
+    mu = np.asarray(m.predict(times=ahead).mean()).ravel()
+    day_means = mu.reshape(20, 24).mean(axis=1)  # the cycle averages out over a day
+    slope_per_day = np.polyfit(np.arange(20), day_means, 1)[0]
+    assert slope_per_day == pytest.approx(0.24, rel=0.1)
+    assert np.abs(day_means - (0.01 * (ahead.reshape(20, 24).mean(axis=1)))).max() < 0.15
+
+
+def test_unknown_level_method_names_the_fixed_forms():
+    with pytest.raises(DPKInputError, match="'ANN', 'AAN' or 'AAdN'"):
+        DPK(periods=[24], level_method="AAM", level_window=24)

@@ -15,7 +15,8 @@ predictions come from one IIR filter pass (`scipy.signal.lfilter`):
 
 `"holt"` fits AAdN; `"ets"` picks one of the three per output by AICc, as `ets()` does for
 the non-seasonal part of a series (the periodic structure is the network's); `"comb"` averages
-the three forecasts (Comb S-H-D, `CombinedTrend`). The forecast
+the three forecasts (Comb S-H-D, `CombinedTrend`); `"ANN"`, `"AAN"` or `"AAdN"` fits that one
+form (`ets(model=...)` with the form fixed). The forecast
 correction at k blocks ahead is l_T + phi_k b_T (phi_k = phi + ... + phi^k; k for AAN, 0 for
 ANN), and the variance the level forecast adds at lead h = ceil(k) blocks is
 sigma^2 * sum_{j=1}^{h-1} c_j^2 with c_j = alpha + beta phi_j (Hyndman et al. 2008, class 1),
@@ -34,6 +35,8 @@ from scipy import optimize, signal
 
 PHI_BOUNDS = (0.8, 0.98)
 KINDS = ("ANN", "AAN", "AAdN")
+# DPK's level_method values served by `fit_block_trend` (besides "mean" and "auto")
+SMOOTHING_METHODS = ("holt", "ets", "comb", *KINDS)
 # smoothing parameters + initial states + sigma^2, counted as R's ets does
 N_PARAMS = {"ANN": 3, "AAN": 5, "AAdN": 6}
 
@@ -242,14 +245,23 @@ def fit_block_trend(
     tau: np.ndarray, resid: np.ndarray, block: float, method: str = "holt"
 ) -> DampedTrend | CombinedTrend:
     """`method="holt"`: AAdN per column; `"ets"`: the AICc-best of ANN/AAN/AAdN per column;
-    `"comb"`: the equal-weight combination of all three (`CombinedTrend`)."""
+    `"comb"`: the equal-weight combination of all three (`CombinedTrend`); one of `KINDS`:
+    that form per column."""
     means = block_means(tau, resid, block)
     cols = [means[:, j] for j in range(means.shape[1])]
     if method == "comb":
         return CombinedTrend(
             [_block_trend(tau, block, [fit_smoothing(c, k) for c in cols]) for k in KINDS]
         )
-    fits = [select_smoothing(c) if method == "ets" else fit_smoothing(c, "AAdN") for c in cols]
+    if method == "ets":
+        fits = [select_smoothing(c) for c in cols]
+    else:
+        kind = "AAdN" if method == "holt" else method
+        if kind not in KINDS:
+            raise ValueError(
+                f"method must be 'holt', 'ets', 'comb' or one of {KINDS}, got {method!r}"
+            )
+        fits = [fit_smoothing(c, kind) for c in cols]
     return _block_trend(tau, block, fits)
 
 

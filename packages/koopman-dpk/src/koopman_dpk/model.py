@@ -23,6 +23,7 @@ from .errors import DPKInputError, DPKNotFittedError
 from .features import coerce_covariates, coerce_target, drop_missing
 from .forecast import DEFAULT_QUANTILES, Forecast, OutputSpec
 from .freqsearch import initial_periods
+from .leveltrend import SMOOTHING_METHODS, fit_block_trend
 from .net import TRENDS, DPKNet, count_parameters
 from .timeaxis import TimeAxis
 from .train import TrainData, TrainSettings, split_validation, train
@@ -57,7 +58,7 @@ class DPKConfig:
     level_method: str = "mean"  # "mean": mean residual over the window; "holt": damped trend;
     # "ets": the AICc-best of local level / linear / damped trend on the window's block means;
     # "comb": the average of those three forecasts (Comb S-H-D), robust where AICc picks a
-    # runaway slope on smooth residuals;
+    # runaway slope on smooth residuals; "ANN", "AAN" or "AAdN": that one form, fixed;
     # "auto": the candidate (none, mean, ets on steps, ets on the shortest period's blocks)
     # with the lowest pinball loss on the validation tail (training data only)
     harmonic_tolerance: float = 0.01  # a found period this close to P/k of a pinned P is snapped
@@ -227,9 +228,10 @@ class DPK:
             if not 0 < self.config.calibration_level < 1:
                 raise DPKInputError("calibration_level must lie in (0, 1).")
         lm = self.config.level_method
-        if lm not in ("mean", "holt", "ets", "auto", "comb"):
+        if lm not in ("mean", *SMOOTHING_METHODS, "auto"):
             raise DPKInputError(
-                f"level_method must be 'mean', 'holt', 'ets', 'comb' or 'auto', got {lm!r}"
+                "level_method must be 'mean', 'holt', 'ets', 'comb', 'auto' or a fixed "
+                f"exponential-smoothing form 'ANN', 'AAN' or 'AAdN', got {lm!r}"
             )
         if lm == "auto" and self.config.val == "none":
             raise DPKInputError(
@@ -244,9 +246,9 @@ class DPK:
         if self.config.level_target == "deseasonalized" and lm == "mean":  # auto: ets only
             raise DPKInputError(
                 "level_target='deseasonalized' replaces the trend with a smoothing forecast; "
-                "use it with level_method='ets', 'holt' or 'comb'."
+                "use it with level_method='ets', 'holt', 'comb' or a fixed form such as 'AAN'."
             )
-        if lm in ("holt", "ets", "auto", "comb"):
+        if lm in (*SMOOTHING_METHODS, "auto"):
             if self.config.level_window is None and lm != "auto":
                 raise DPKInputError(
                     f"level_method={lm!r} needs level_window (the block length, e.g. '24h')."
@@ -834,9 +836,7 @@ class DPK:
         method, window = self._level_method()
         if window is None or method == "none" or len(tau) == 0:
             return
-        if method in ("holt", "ets", "comb"):
-            from .leveltrend import fit_block_trend
-
+        if method in SMOOTHING_METHODS:
             pred = np.asarray(self.dist.mean(self._scaled_params(tau, cov)), dtype=float)
             resid = (Y - self.center_) / self.scale_ - pred.reshape(len(tau), -1)
             deseason = self.config.level_target == "deseasonalized"
