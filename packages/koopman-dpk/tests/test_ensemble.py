@@ -77,9 +77,14 @@ def test_round_trip_and_errors(tmp_path, data, mixture):
         DPKEnsemble(2, trend="cubic", periods=[24])  # member settings are checked up front
     with pytest.raises(DPKNotFittedError):
         DPKEnsemble(2, **CFG).predict(horizon=3)
-    ar = DPKEnsemble(2, residual_ar=1, **CFG).fit(data)
-    with pytest.raises(DPKInputError, match="residual_ar"):
-        ar.predict(horizon=3)
+    # members that transform their forecasts are refused before anything is fitted
+    for bad, named in [
+        (dict(residual_ar=1), "residual_ar=1"),
+        (dict(conformal=True), "conformal=True"),
+        (dict(calibration="scale", distribution="studentt"), "distribution='studentt'"),
+    ]:
+        with pytest.raises(DPKInputError, match=named):
+            DPKEnsemble(2, **{**CFG, **bad})
 
 
 def test_ensemble_runs_in_a_backtest():
@@ -115,3 +120,22 @@ def test_auto_trend_is_chosen_once_by_the_first_member(data):
     np.testing.assert_array_equal(
         np.asarray(solo.predict(horizon=8).mean()), np.asarray(rest[0].predict(horizon=8).mean())
     )
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        dict(calibration="scale"),
+        dict(residual_ar=1),
+        dict(conformal=True),
+        dict(calibration="scale", distribution="studentt"),
+        dict(distribution="mse", conformal=True),
+    ],
+)
+def test_forecast_transform_matches_the_fitted_forecast(data, settings):
+    # the configuration rule DPKEnsemble checks up front agrees with what predict returns
+    m = DPK(**{**CFG, **settings})
+    fc = m.fit(data).predict(horizon=5)
+    transformed = fc._transformed or fc.residual_calibration is not None
+    assert (m.forecast_transform() is not None) == transformed

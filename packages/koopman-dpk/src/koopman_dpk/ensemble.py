@@ -52,6 +52,13 @@ class DPKEnsemble:
         self.seed = int(dpk_config.pop("seed", 0))
         self.dpk_config = dpk_config
         first = self._member(0)  # validates the configuration now, not after a fit
+        transform = first.forecast_transform()
+        if transform is not None:
+            raise DPKInputError(
+                f"DPKEnsemble combines the members' distributions directly, and {transform} "
+                "transforms each member's forecast; drop it, or use calibration='scale' with "
+                "distribution='normal'."
+            )
         if combine == "quantiles" and first.config.distribution != "normal":
             raise DPKInputError(
                 "combine='quantiles' averages Normal quantile functions exactly (mean and sd "
@@ -86,6 +93,7 @@ class DPKEnsemble:
         """The combined forecast (arguments as for `DPK.predict`)."""
         self._require_fitted()
         fcs = [m.predict(**predict_kwargs) for m in self.members_]
+        # a guard: forecast_transform() refused these settings in __init__ already
         if any(fc._transformed or fc.residual_calibration is not None for fc in fcs):
             raise DPKInputError(
                 "DPKEnsemble combines members' distributions directly; members with "

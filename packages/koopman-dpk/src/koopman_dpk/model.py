@@ -987,6 +987,20 @@ class DPK:
             seed=self.config.seed,
         )
 
+    def forecast_transform(self) -> str | None:
+        """The setting that makes this model's forecasts a transformed distribution (PIT
+        recalibration, residual AR shift, or a scale calibration applied in normal scores),
+        or None when they are the distribution's own parameters. Known from the configuration,
+        before any fit: `DPKEnsemble` refuses such members up front."""
+        c = self.config
+        if c.conformal:
+            return "conformal=True"
+        if c.residual_ar > 0:
+            return f"residual_ar={c.residual_ar}"
+        if c.calibration == "scale" and c.distribution != "normal":
+            return f"calibration='scale' with distribution={c.distribution!r}"
+        return None
+
     def _exact_scale(self, shift: Any) -> bool:
         return self.dist.name == "normal" and shift is None and self.pit_calibration_ is None
 
