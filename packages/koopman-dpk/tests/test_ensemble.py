@@ -73,6 +73,7 @@ def test_round_trip_and_errors(tmp_path, data, mixture):
         DPKEnsemble(2, "median", **CFG)
     with pytest.raises(DPKInputError, match="mixture"):
         DPKEnsemble(2, "quantiles", distribution="gamma", **CFG)
+    assert DPKEnsemble(2, "quantiles", distribution="gaussian", **CFG).combine == "quantiles"
     with pytest.raises(DPKInputError, match="trend"):
         DPKEnsemble(2, trend="cubic", periods=[24])  # member settings are checked up front
     with pytest.raises(DPKNotFittedError):
@@ -81,7 +82,7 @@ def test_round_trip_and_errors(tmp_path, data, mixture):
     for bad, named in [
         (dict(residual_ar=1), "residual_ar=1"),
         (dict(conformal=True), "conformal=True"),
-        (dict(calibration="scale", distribution="studentt"), "distribution='studentt'"),
+        (dict(calibration="scale", distribution="t"), "distribution='studentt'"),  # alias
     ]:
         with pytest.raises(DPKInputError, match=named):
             DPKEnsemble(2, **{**CFG, **bad})

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib.externals.loky.process_executor import BrokenProcessPool
 from tqdm.auto import tqdm
 
 from .errors import DPKInputError
@@ -87,6 +88,71 @@ def _score_quantiles(y: np.ndarray, q99: np.ndarray) -> dict[str, float]:
     return out
 
 
+def _origin_path(out: Path | None, origin: pd.Timestamp, h: str) -> Path | None:
+    return None if out is None else out / f"origin-{origin:%Y%m%dT%H%M}-{h}.json"
+
+
+def _run_origin(
+    origin: pd.Timestamp,
+    models: Mapping[str, Callable[[], Any]],
+    y: pd.Series,
+    covariates: pd.DataFrame | None,
+    horizon: Any,
+    gap: pd.Timedelta,
+    window: Any,
+    fit_kwargs: Callable[[pd.DatetimeIndex, pd.Timestamp], dict[str, Any]] | None,
+) -> tuple[list[dict[str, Any]] | None, Any]:
+    """Fit and score every model at one origin: (rows, DPK's forecast or None); rows is None
+    when the origin has no test data or under 50 training points."""
+    start, end = evaluation_span(origin, horizon)
+    train_end = origin - gap
+    train_mask = y.index < train_end
+    if window is not None:
+        w = pd.Timedelta(window) if isinstance(window, str) else window
+        train_mask &= y.index >= train_end - w
+    test_mask = (y.index >= start) & (y.index < end)
+    y_tr, y_te = y[train_mask], y[test_mask]
+    if len(y_te) == 0 or len(y_tr) < 50:
+        return None, None
+    keep = y_te.notna().to_numpy()
+    x_tr = None if covariates is None else covariates[train_mask]
+    x_te = None if covariates is None else covariates[test_mask]
+    origin_rows = []
+    forecast = None
+    for name, make in models.items():
+        model = make()
+        row: dict[str, Any] = {
+            "origin": str(origin),
+            "model": name,
+            "n_train": int(len(y_tr)),
+            "n_test": int(keep.sum()),
+        }
+        t_start = time.perf_counter()
+        if name == "DPK":
+            kw = fit_kwargs(y_tr.index, origin) if fit_kwargs else {}
+            model.fit(y_tr, covariates=x_tr, **kw)
+            fc = forecast = model.predict(times=y_te.index, covariates=x_te)
+            q99 = np.asarray(fc.quantile(QCRPS_LEVELS))[keep]
+            yy = y_te.to_numpy(float)[keep]
+            row.update(_score_quantiles(yy, q99))
+            if fc.distribution.probabilistic:
+                sub = y_te.to_numpy(float).copy()
+                sub[~keep] = np.nanmean(sub)  # placeholder, masked below
+                row["crps"] = float(np.mean(np.asarray(crps(fc, sub))[keep]))
+                row["nll"] = float(np.mean(np.asarray(fc.nll(sub)).reshape(-1)[keep]))
+        else:
+            model.fit(y_tr, covariates=x_tr)
+            q99 = model.predict_quantiles(len(y_te), QCRPS_LEVELS, covariates=x_te)[keep]
+            row.update(_score_quantiles(y_te.to_numpy(float)[keep], q99))
+        row["seconds"] = time.perf_counter() - t_start  # fit + forecast + scoring, wall time
+        origin_rows.append(row)
+    return origin_rows, forecast
+
+
+def _run_indexed(i: int, origin: pd.Timestamp, task: dict[str, Any]) -> tuple[int, Any]:
+    return i, _run_origin(origin, **task)
+
+
 def backtest(
     factory: Callable[[], Any] | None,
     y: pd.Series,
@@ -103,13 +169,19 @@ def backtest(
     fit_kwargs: Callable[[pd.DatetimeIndex, pd.Timestamp], dict[str, Any]] | None = None,
     progress: bool = True,
     on_forecast: Callable[[pd.Timestamp, Any], None] | None = None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Score DPK (from `factory`, a callable returning an unfitted DPK) and `baselines` (name ->
     callable returning a baseline) at each origin. Returns one row per (origin, model).
     `on_forecast(origin, forecast)` receives DPK's forecast over each test span it computes
-    (not for origins resumed from `out_dir`)."""
+    (not for origins resumed from `out_dir`). `n_jobs > 1` (or -1: every core) scores the
+    origins in that many worker processes (joblib); the rows are the same as with
+    `n_jobs=1`, in origin order, and the factories must be picklable by cloudpickle
+    (lambdas and closures are)."""
     if not isinstance(y.index, pd.DatetimeIndex):
         raise DPKInputError("backtest needs y with a DatetimeIndex")
+    if not (isinstance(n_jobs, int) and (n_jobs >= 1 or n_jobs == -1)):
+        raise DPKInputError(f"n_jobs must be a positive integer or -1 (every core), got {n_jobs!r}")
     if origins is None:
         origins = monthly_origins(
             y.index, str(y.index[0] + pd.DateOffset(months=3)), str(y.index[-1])
@@ -141,58 +213,52 @@ def backtest(
                     "force=True to add to it, or use a new out_dir."
                 )
         _atomic_json(manifest, {"hash": h, **cfg})
-    rows: list[dict[str, Any]] = []
-    for origin in tqdm(origins, desc="backtest", disable=not progress):
-        path = None if out is None else out / f"origin-{origin:%Y%m%dT%H%M}-{h}.json"
+    done: dict[int, list[dict[str, Any]]] = {}
+    todo: list[int] = []
+    for i, origin in enumerate(origins):
+        path = _origin_path(out, origin, h)
         if path is not None and resume and path.exists():
-            rows.extend(json.loads(path.read_text()))
-            continue
-        start, end = evaluation_span(origin, horizon)
-        train_end = origin - gap
-        train_mask = y.index < train_end
-        if window is not None:
-            w = pd.Timedelta(window) if isinstance(window, str) else window
-            train_mask &= y.index >= train_end - w
-        test_mask = (y.index >= start) & (y.index < end)
-        y_tr, y_te = y[train_mask], y[test_mask]
-        if len(y_te) == 0 or len(y_tr) < 50:
-            continue
-        keep = y_te.notna().to_numpy()
-        x_tr = None if covariates is None else covariates[train_mask]
-        x_te = None if covariates is None else covariates[test_mask]
-        origin_rows = []
-        for name, make in models.items():
-            model = make()
-            row: dict[str, Any] = {
-                "origin": str(origin),
-                "model": name,
-                "n_train": int(len(y_tr)),
-                "n_test": int(keep.sum()),
-            }
-            t_start = time.perf_counter()
-            if name == "DPK":
-                kw = fit_kwargs(y_tr.index, origin) if fit_kwargs else {}
-                model.fit(y_tr, covariates=x_tr, **kw)
-                fc = model.predict(times=y_te.index, covariates=x_te)
-                if on_forecast is not None:
-                    on_forecast(origin, fc)
-                q99 = np.asarray(fc.quantile(QCRPS_LEVELS))[keep]
-                yy = y_te.to_numpy(float)[keep]
-                row.update(_score_quantiles(yy, q99))
-                if fc.distribution.probabilistic:
-                    sub = y_te.to_numpy(float).copy()
-                    sub[~keep] = np.nanmean(sub)  # placeholder, masked below
-                    row["crps"] = float(np.mean(np.asarray(crps(fc, sub))[keep]))
-                    row["nll"] = float(np.mean(np.asarray(fc.nll(sub)).reshape(-1)[keep]))
-            else:
-                model.fit(y_tr, covariates=x_tr)
-                q99 = model.predict_quantiles(len(y_te), QCRPS_LEVELS, covariates=x_te)[keep]
-                row.update(_score_quantiles(y_te.to_numpy(float)[keep], q99))
-            row["seconds"] = time.perf_counter() - t_start  # fit + forecast + scoring, wall time
-            origin_rows.append(row)
-        if path is not None:
-            _atomic_json(path, origin_rows)
-        rows.extend(origin_rows)
+            done[i] = json.loads(path.read_text())
+        else:
+            todo.append(i)
+    task = dict(
+        models=models,
+        y=y,
+        covariates=covariates,
+        horizon=horizon,
+        gap=gap,
+        window=window,
+        fit_kwargs=fit_kwargs,
+    )
+    if n_jobs == 1:
+        results = (_run_indexed(i, origins[i], task) for i in todo)
+    else:
+        # one origin per task in joblib's process pool (loky, which also caps each worker's
+        # BLAS/OpenMP threads); each origin is saved as soon as it finishes, in any order
+        from joblib import Parallel, delayed
+
+        workers = min(os.cpu_count() or 1, len(todo)) if n_jobs == -1 else min(n_jobs, len(todo))
+        pool = Parallel(n_jobs=max(workers, 1), return_as="generator_unordered")
+        results = pool(delayed(_run_indexed)(i, origins[i], task) for i in todo)
+    bar = tqdm(total=len(origins), initial=len(done), desc="backtest", disable=not progress)
+    try:
+        for i, (origin_rows, fc) in results:
+            if fc is not None and on_forecast is not None:
+                on_forecast(origins[i], fc)
+            path = _origin_path(out, origins[i], h)
+            if path is not None and origin_rows is not None:
+                _atomic_json(path, origin_rows)
+            done[i] = origin_rows or []
+            bar.update(1)
+    except BrokenProcessPool as err:
+        raise DPKInputError(
+            f"a backtest worker process failed ({err}); usually a factory it cannot unpickle: a "
+            "function defined in a module the workers cannot import. Define the factories as "
+            "lambdas or in an importable module, or use n_jobs=1."
+        ) from err
+    finally:
+        bar.close()
+    rows = [row for i in range(len(origins)) for row in done.get(i, [])]
     return pd.DataFrame(rows)
 
 

@@ -203,12 +203,14 @@ def run_case(
     out_dir: Any = None,
     on_forecast: Callable[[pd.Timestamp, Any], None] | None = None,
     members: int | None = None,
+    n_jobs: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Backtest DPK and the baselines side by side at the case's origins (`origins` overrides;
     `case.tune_origins` are the pre-test origins the DPK settings were chosen on). With
     `out_dir`, each origin's scores are written there atomically and a rerun skips them.
     `members` overrides the case's seed-ensemble size; `quick` runs single models (a smoke
-    run within the spec's 3 minutes)."""
+    run within the spec's 3 minutes). `n_jobs` scores origins in parallel worker processes
+    (`backtest`); the scores do not depend on it."""
     y, x = case.load()
     models: dict[str, Callable[[], Any]] = {}
     if baselines:
@@ -241,6 +243,7 @@ def run_case(
             **({"members": members} if members > 1 else {}),
         },
         on_forecast=on_forecast,
+        n_jobs=n_jobs,
     )
     return res, summarize(res) if baselines else pd.DataFrame()
 
@@ -308,12 +311,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--tune", action="store_true", help="the pre-test origins the settings were chosen on"
     )
+    ap.add_argument(
+        "--jobs", type=int, default=-1, help="worker processes for the origins (-1: every core)"
+    )
     args = ap.parse_args(argv)
     names = list(CASES) if args.dataset == "all" else [args.dataset]
     for name in names:
         t0 = time.time()
         case = CASES[name]
-        res, summary = run_case(case, args.quick, origins=case.tune_origins if args.tune else None)
+        origins = case.tune_origins if args.tune else None
+        res, summary = run_case(case, args.quick, origins=origins, n_jobs=args.jobs)
         print(f"\n== {name} ({case.notes}); {time.time() - t0:.0f}s")
         print(res.groupby("model")[["pinball", "qcrps", "coverage80", "mae"]].mean().to_string())
         print(summary.to_string(index=False))

@@ -59,10 +59,10 @@ class DPKEnsemble:
                 "transforms each member's forecast; drop it, or use calibration='scale' with "
                 "distribution='normal'."
             )
-        if combine == "quantiles" and first.config.distribution != "normal":
+        if combine == "quantiles" and first.dist.name != "normal":
             raise DPKInputError(
                 "combine='quantiles' averages Normal quantile functions exactly (mean and sd "
-                f"averaged); for distribution={first.config.distribution!r} use "
+                f"averaged); for distribution={first.dist.name!r} use "
                 "combine='mixture'."
             )
         self.members_: list[DPK] = []

@@ -997,8 +997,8 @@ class DPK:
             return "conformal=True"
         if c.residual_ar > 0:
             return f"residual_ar={c.residual_ar}"
-        if c.calibration == "scale" and c.distribution != "normal":
-            return f"calibration='scale' with distribution={c.distribution!r}"
+        if c.calibration == "scale" and self.dist.name != "normal":
+            return f"calibration='scale' with distribution={self.dist.name!r}"
         return None
 
     def _exact_scale(self, shift: Any) -> bool:
