@@ -230,15 +230,15 @@ def backtest(
         window=window,
         fit_kwargs=fit_kwargs,
     )
-    if n_jobs == 1:
+    workers = min((os.cpu_count() or 1) if n_jobs == -1 else n_jobs, len(todo))
+    if workers <= 1:  # in this process (no worker to start for a single origin)
         results = (_run_indexed(i, origins[i], task) for i in todo)
     else:
         # one origin per task in joblib's process pool (loky, which also caps each worker's
         # BLAS/OpenMP threads); each origin is saved as soon as it finishes, in any order
         from joblib import Parallel, delayed
 
-        workers = min(os.cpu_count() or 1, len(todo)) if n_jobs == -1 else min(n_jobs, len(todo))
-        pool = Parallel(n_jobs=max(workers, 1), return_as="generator_unordered")
+        pool = Parallel(n_jobs=workers, return_as="generator_unordered")
         results = pool(delayed(_run_indexed)(i, origins[i], task) for i in todo)
     bar = tqdm(total=len(origins), initial=len(done), desc="backtest", disable=not progress)
     try:
