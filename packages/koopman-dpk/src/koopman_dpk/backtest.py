@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from joblib.externals.loky.process_executor import BrokenProcessPool
 from tqdm.auto import tqdm
 
@@ -236,8 +237,6 @@ def backtest(
     else:
         # one origin per task in joblib's process pool (loky, which also caps each worker's
         # BLAS/OpenMP threads); each origin is saved as soon as it finishes, in any order
-        from joblib import Parallel, delayed
-
         pool = Parallel(n_jobs=workers, return_as="generator_unordered")
         results = pool(delayed(_run_indexed)(i, origins[i], task) for i in todo)
     bar = tqdm(total=len(origins), initial=len(done), desc="backtest", disable=not progress)
