@@ -44,6 +44,21 @@ def test_inf_raises_naming_the_index():
         DPK(**FAST).fit(y)
 
 
+@pytest.mark.parametrize(
+    "y",
+    [np.array([]), pd.Series([], dtype=float, index=pd.DatetimeIndex([]))],
+    ids=["numpy", "pandas"],
+)
+def test_empty_series_raises_a_clear_error(y):
+    with pytest.raises(DPKInputError, match="y is empty"):
+        DPK(**FAST).fit(y)
+
+
+def test_all_nan_series_raises_naming_the_count():
+    with pytest.raises(DPKInputError, match="all 200 times are NaN"):
+        DPK(**FAST).fit(np.full(200, np.nan))
+
+
 def test_duplicate_timestamps_raise_naming_the_first():
     idx = pd.date_range("2020-01-01", periods=200, freq="h").tolist()
     idx[100] = idx[99]

@@ -125,6 +125,19 @@ def test_calibration_folds_pool_earlier_blocks_from_refitted_models():
     assert abs(m.scale_calibration_[0] - s_true) < 0.12, (m.scale_calibration_, s_true)
 
 
+def test_calibration_folds_beyond_the_history_are_skipped_with_a_warning():
+    # 480 points, blocks of 100: a fold's model (with its own 100-point validation tail) needs
+    # more than 200 points before its block, so folds 1 and 2 (380 and 280 points) are fitted
+    # and folds 3 and 4 (180 and 80) are not: 3 blocks with the tail
+    rng = np.random.default_rng(6)
+    y = 5 + 2 * np.cos(2 * np.pi * np.arange(480) / 24) + rng.normal(0, 0.5, 480)
+    cfg = dict(periods=[24], trend="constant", epochs=3, search_cutoff=0, seed=0)
+    with pytest.warns(UserWarning, match="used 3 of calibration_folds=5 blocks"):
+        m = DPK(**cfg, calibration="scale", val_span=100, calibration_folds=5).fit(y)
+    assert m.history_["calibration_blocks"] == [3]
+    assert np.isfinite(m.scale_calibration_).all()
+
+
 @pytest.mark.parametrize("dist", ["normal", "studentt"])
 def test_scale_calibration_transform_is_exact_and_finite_for_wide_factors(dist):
     rng = np.random.default_rng(5)

@@ -138,6 +138,12 @@ def drop_missing(y: np.ndarray, *others: np.ndarray | None) -> tuple[np.ndarray,
         i = int(np.argwhere(inf)[0][0])
         raise DPKInputError(f"y has an infinite value at index {i}; remove or replace it.")
     keep = ~np.isnan(y).any(axis=1)
+    if not keep.any():
+        raise DPKInputError(
+            "y has no values to fit: it is empty; pass a series with data."
+            if len(y) == 0
+            else f"y has no values to fit: all {len(y)} times are NaN; pass a series with data."
+        )
     if not keep.all():
         warnings.warn(
             f"dropped {int((~keep).sum())} time(s) with NaN in y (first at index {int(np.argmin(keep))})",

@@ -313,6 +313,8 @@ class DPK:
         target = coerce_target(y, times, series_dim)
         Y = target.y
         T0 = len(Y)
+        if T0 == 0:
+            raise DPKInputError("y is empty; pass a series with at least 50 points.")
         cov, cov_names = coerce_covariates(covariates, T0)
         w = (
             np.ones(T0)
@@ -523,6 +525,13 @@ class DPK:
             z = [self._validation_abs_z(tau[va_idx], cov[va_idx], Y[va_idx])]
             z += self._fold_abs_z(kept_times, tau, cov, Y, val_fraction * span)
             self.history_["calibration_blocks"] = [len(z)]
+            if len(z) < c.calibration_folds:
+                warnings.warn(
+                    f"calibration='scale' used {len(z)} of calibration_folds="
+                    f"{c.calibration_folds} blocks: the earlier folds leave too little data to "
+                    "fit. Lower calibration_folds or val_span to silence this.",
+                    stacklevel=2,
+                )
             self._set_scale_calibration(np.concatenate(z))
         if c.refit_full and len(va_idx):
             # Retrain from the same initial weights on all data (validation tail included) for
