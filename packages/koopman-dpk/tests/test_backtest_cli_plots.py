@@ -183,6 +183,23 @@ def test_backtest_resumes_and_refuses_a_changed_config(tmp_path):
     assert json.loads((tmp_path / "backtest.json").read_text())["models"] == ["DPK", "SN"]
 
 
+def test_backtest_bad_horizon_and_origins_outside_the_data():
+    y, x = hourly()
+
+    def boom():
+        raise AssertionError("a bad horizon must fail before any fit")
+
+    with pytest.raises(DPKInputError, match="cannot parse horizon 'two days'"):
+        backtest(boom, y, x, origins=["2021-02-01"], horizon="two days", progress=False)
+    # before the data (no training points) and after it (no test points): skipped, and said so
+    origins = ["2020-06-01", "2021-02-01", "2022-01-01"]
+    with pytest.warns(UserWarning, match=r"skipped 2 of 3 origin\(s\)") as rec:
+        res = backtest(fast_dpk, y, x, origins=origins, horizon="1D", progress=False)
+    msg = next(str(w.message) for w in rec if "skipped" in str(w.message))
+    assert "2020-06-01" in msg and "2022-01-01" in msg and "2021-02-01" not in msg
+    assert res.origin.unique().tolist() == [str(pd.Timestamp("2021-02-01"))]
+
+
 def test_parallel_backtest_gives_the_sequential_rows_and_resumes(tmp_path):
     y, x = hourly()
     kw = dict(

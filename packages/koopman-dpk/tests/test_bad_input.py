@@ -156,3 +156,56 @@ def test_divergence_restores_the_best_checkpoint_and_raises(monkeypatch):
         m.fit(series())
     for p in m.net_.parameters():
         assert torch.isfinite(p).all()
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("epochs", 0),
+        ("batch_size", 0),
+        ("patience", 0),
+        ("lr", -1e-3),
+        ("lr", float("nan")),
+        ("weight_decay", -1.0),
+        ("calibration_folds", 0),
+        ("n_changepoints", 0),
+        ("epochs", 2.5),
+        ("val_fraction", 1.0),
+        ("hidden", (64, 0)),
+    ],
+)
+def test_out_of_range_settings_name_the_setting(setting, value):
+    with pytest.raises(DPKInputError, match=f"^{setting} must be"):
+        DPK(**{**FAST, setting: value})
+
+
+def test_non_numeric_y_or_covariates_name_the_input():
+    with pytest.raises(DPKInputError, match="y must be numeric"):
+        DPK(**FAST).fit(np.array(["a"] * 200))
+    cov = np.array(["warm"] * 200)
+    with pytest.raises(DPKInputError, match="covariates must be numeric"):
+        DPK(**FAST).fit(series(), covariates=cov)
+
+
+@pytest.mark.parametrize("what", ["sample_weight", "mask"])
+def test_no_point_left_to_train_on_is_an_error(what):
+    off = np.zeros(200, bool) if what == "mask" else np.zeros(200)
+    with pytest.raises(DPKInputError, match="nothing to train on"):
+        DPK(**FAST).fit(series(), **{what: off})
+
+
+def test_predict_times_empty_missing_or_of_the_wrong_zone():
+    m = DPK(**FAST).fit(series())
+    with pytest.raises(DPKInputError, match="times is empty"):
+        m.predict(times=[])
+    with pytest.raises(DPKInputError, match="non-finite value at index 1"):
+        m.predict(times=[201.0, np.nan])
+    idx = pd.date_range("2020-01-01", periods=200, freq="h")
+    md = DPK(**{**FAST, "periods": ["24h"]}).fit(pd.Series(series(), index=idx))
+    ahead = pd.date_range("2020-01-09 08:00", periods=3, freq="h")
+    with pytest.raises(DPKInputError, match="NaT"):
+        md.predict(times=pd.DatetimeIndex([ahead[0], pd.NaT]))
+    # a naive model reads naive times as given; a tz-aware time is refused, not shifted
+    with pytest.raises(DPKInputError, match="fitted on naive times"):
+        md.predict(times=ahead.tz_localize("Europe/Berlin"))
+    assert np.isfinite(np.asarray(md.predict(times=ahead).mean())).all()

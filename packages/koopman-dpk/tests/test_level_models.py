@@ -301,8 +301,8 @@ def test_linear_periods_bad_input():
         DPK(periods=[24], linear_periods=[24], epochs=1).fit(y)
     with pytest.raises(DPKInputError, match="linear period 2 is <= 2 steps"):
         DPK(linear_periods=[2], epochs=1).fit(y)
-    with pytest.raises(DPKInputError, match="linear_order must be >= 1"):
-        DPK(linear_periods=[4000], linear_order=0, epochs=1).fit(y)
+    with pytest.raises(DPKInputError, match="linear_order must be an integer >= 1"):
+        DPK(linear_periods=[4000], linear_order=0, epochs=1)
 
 
 def test_comb_level_forecast_is_the_average_of_ses_holt_and_damped_by_hand():

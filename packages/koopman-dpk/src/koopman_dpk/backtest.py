@@ -14,6 +14,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,12 @@ def evaluation_span(origin: pd.Timestamp, horizon: Any) -> tuple[pd.Timestamp, p
     if horizon == "month":
         return origin, origin + pd.offsets.MonthBegin(1)
     if isinstance(horizon, str):
-        return origin, origin + pd.Timedelta(horizon)
+        try:
+            return origin, origin + pd.Timedelta(horizon)
+        except ValueError as exc:
+            raise DPKInputError(
+                f"cannot parse horizon {horizon!r}; use 'month' or a duration like '14D' or '728D'."
+            ) from exc
     if isinstance(horizon, (pd.Timedelta, pd.DateOffset)):
         return origin, origin + horizon
     raise DPKInputError("horizon must be 'month', a duration string like '14D', or a Timedelta")
@@ -188,6 +194,8 @@ def backtest(
             y.index, str(y.index[0] + pd.DateOffset(months=3)), str(y.index[-1])
         )
     origins = [pd.Timestamp(o) for o in origins]
+    if origins:
+        evaluation_span(origins[0], horizon)  # a bad horizon fails here, before any fit
     gap = pd.Timedelta(0) if gap is None else (pd.Timedelta(gap) if isinstance(gap, str) else gap)
     models: dict[str, Callable[[], Any]] = {}
     if factory is not None:
@@ -215,6 +223,7 @@ def backtest(
                 )
         _atomic_json(manifest, {"hash": h, **cfg})
     done: dict[int, list[dict[str, Any]]] = {}
+    skipped: list[str] = []
     todo: list[int] = []
     for i, origin in enumerate(origins):
         path = _origin_path(out, origin, h)
@@ -248,6 +257,8 @@ def backtest(
             if path is not None and origin_rows is not None:
                 _atomic_json(path, origin_rows)
             done[i] = origin_rows or []
+            if origin_rows is None:
+                skipped.append(str(origins[i]))
             bar.update(1)
     except BrokenProcessPool as err:
         raise DPKInputError(
@@ -257,6 +268,13 @@ def backtest(
         ) from err
     finally:
         bar.close()
+    if skipped:
+        warnings.warn(
+            f"backtest skipped {len(skipped)} of {len(origins)} origin(s) with no test data in "
+            f"[origin, origin + horizon) or fewer than 50 training points: {sorted(skipped)}; "
+            "check the origins against the series' time range.",
+            stacklevel=2,
+        )
     rows = [row for i in range(len(origins)) for row in done.get(i, [])]
     return pd.DataFrame(rows)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,27 @@ def _is_xarray(obj: Any) -> bool:
     return type(obj).__module__.startswith("xarray")
 
 
+@contextmanager
+def _numeric(what: str) -> Iterator[None]:
+    """numpy's "could not convert string to float" becomes an error that names the input."""
+    try:
+        yield
+    except DPKInputError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise DPKInputError(
+            f"{what} must be numeric; converting it to float failed ({exc}). Convert the "
+            "column first, e.g. pd.to_numeric(..., errors='coerce') to turn bad entries into NaN."
+        ) from exc
+
+
 def coerce_target(y: Any, times: Any = None, series_dim: str | None = None) -> Target:
     """(T, d) float array, its times and the output spec, from ndarray / pandas / xarray."""
+    with _numeric("y"):
+        return _coerce_target(y, times, series_dim)
+
+
+def _coerce_target(y: Any, times: Any, series_dim: str | None) -> Target:
     if isinstance(y, pd.Series):
         out = OutputSpec(
             "pandas", name=y.name, columns=[str(y.name) if y.name is not None else "y"]
@@ -84,6 +104,11 @@ def coerce_covariates(
     cov: Any, n: int, names: list[str] | None = None
 ) -> tuple[np.ndarray, list[str]]:
     """(n, C) float covariates and their names; checks length, NaN and (at predict) names."""
+    with _numeric("covariates"):
+        return _coerce_covariates(cov, n, names)
+
+
+def _coerce_covariates(cov: Any, n: int, names: list[str] | None) -> tuple[np.ndarray, list[str]]:
     if cov is None:
         if names:
             raise DPKInputError(

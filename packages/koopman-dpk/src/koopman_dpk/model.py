@@ -260,7 +260,52 @@ class DPK:
                 )
         if not 0 < self.config.changepoint_range <= 1:
             raise DPKInputError("changepoint_range must lie in (0, 1].")
+        self._check_numbers()
         self.net_: DPKNet | None = None
+
+    # (name, lowest allowed value, whether that value itself is allowed, must be an integer)
+    _NUMBER_RULES = (
+        ("epochs", 1, True, True),
+        ("batch_size", 1, True, True),
+        ("patience", 1, True, True),
+        ("min_epochs", 0, True, True),
+        ("sample_num", 1, True, True),
+        ("search_interval", 1, True, True),
+        ("search_cutoff", 0, True, True),
+        ("n_changepoints", 1, True, True),
+        ("linear_order", 1, True, True),
+        ("calibration_folds", 1, True, True),
+        ("residual_ar", 0, True, True),
+        ("lr", 0.0, False, False),
+        ("lr_omega", 0.0, True, False),
+        ("weight_decay", 0.0, True, False),
+        ("changepoint_penalty", 0.0, True, False),
+        ("harmonic_tolerance", 0.0, True, False),
+        ("val_fraction", 0.0, True, False),
+    )
+
+    def _check_numbers(self) -> None:
+        """Training and structure settings out of range get an error naming the setting (a
+        negative lr would silently climb the loss; batch_size=0 fails deep inside torch)."""
+        c = self.config
+        for name, low, inclusive, integer in self._NUMBER_RULES:
+            v = getattr(c, name)
+            is_int = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+            ok = (is_int if integer else isinstance(v, (int, float, np.number))) and (
+                v >= low if inclusive else v > low
+            )
+            if not ok or (not integer and not math.isfinite(v)):
+                kind = "an integer" if integer else "a number"
+                bound = f">= {low:g}" if inclusive else f"> {low:g}"
+                raise DPKInputError(f"{name} must be {kind} {bound}, got {v!r}.")
+        if not c.val_fraction < 1:
+            raise DPKInputError(f"val_fraction must be < 1, got {c.val_fraction!r}.")
+        if any(
+            not isinstance(h, (int, np.integer)) or isinstance(h, bool) or h < 1 for h in c.hidden
+        ):
+            raise DPKInputError(
+                f"hidden must be a tuple of positive layer widths, e.g. (64, 32), got {c.hidden!r}."
+            )
 
     @classmethod
     def from_config(cls, config: DPKConfig | dict[str, Any]) -> DPK:
@@ -335,6 +380,11 @@ class DPK:
         Y, keep = drop_missing(Y)
         kept_times = raw_times[keep]
         tau, cov, w, m = tau[keep], cov[keep], w[keep], m[keep]
+        if not np.any(m & (w > 0)):
+            raise DPKInputError(
+                "nothing to train on: every point has mask=False or sample_weight=0 (after "
+                "dropping NaNs); give some points a positive weight."
+            )
         if not keep[0]:
             # t0 must be the first *training* time so that tau >= 0
             axis.t0 += tau[0] * axis.unit
@@ -382,8 +432,6 @@ class DPK:
                     f"period {p:g} is in both periods and linear_periods; give it once (MLP "
                     "features or linear Fourier terms)."
                 )
-        if c.linear_order < 1:
-            raise DPKInputError(f"linear_order must be >= 1, got {c.linear_order}")
         spread = Y.std(axis=0)
         if np.any(spread == 0):
             j = int(np.argmax(spread == 0))

@@ -44,6 +44,12 @@ def _as_datetime_index(times: Any) -> pd.DatetimeIndex | None:
     return None
 
 
+def _check_no_nat(dti: pd.DatetimeIndex) -> None:
+    if dti.hasnans:
+        i = int(np.argmax(dti.isna()))
+        raise DPKInputError(f"times contain a missing timestamp (NaT) at index {i}; remove it.")
+
+
 def check_monotonic(values: np.ndarray, labels: Any = None) -> None:
     """Raise a DPKInputError naming the first duplicate or out-of-order time."""
     d = np.diff(values)
@@ -81,6 +87,7 @@ class TimeAxis:
             tz = None if dti.tz is None else "UTC"
             if dti.tz is not None:
                 dti = dti.tz_convert("UTC")
+            _check_no_nat(dti)
             ns = dti.asi8.astype(np.float64)
             check_monotonic(ns, dti)
             axis = cls("datetime", float(ns[0]), float(HOUR_NS), tz)
@@ -100,13 +107,21 @@ class TimeAxis:
         return axis, tau
 
     def to_tau(self, times: Any) -> np.ndarray:
+        if np.ndim(times) == 0 or len(times) == 0:
+            raise DPKInputError("times is empty; pass at least one time to forecast.")
         if self.kind == "datetime":
             dti = _as_datetime_index(times)
             if dti is None:
                 raise DPKInputError(
                     "the model was fitted on datetimes; pass datetimes (or a DatetimeIndex) to predict."
                 )
+            _check_no_nat(dti)
             if dti.tz is not None:
+                if self.tz is None:
+                    raise DPKInputError(
+                        "the model was fitted on naive times; pass naive times (e.g. "
+                        "times.tz_convert(<the training zone>).tz_localize(None))."
+                    )
                 dti = dti.tz_convert("UTC")
             elif self.tz is not None:
                 raise DPKInputError("the model was fitted on tz-aware times; pass tz-aware times.")
@@ -116,7 +131,11 @@ class TimeAxis:
             raise DPKInputError(
                 "the model was fitted on numeric times; pass numbers, not datetimes."
             )
-        return vals.astype(float) - self.t0
+        vals = vals.astype(float)
+        if not np.all(np.isfinite(vals)):
+            i = int(np.argmax(~np.isfinite(vals)))
+            raise DPKInputError(f"times contain a non-finite value at index {i}; remove it.")
+        return vals - self.t0
 
     def from_tau(self, tau: np.ndarray) -> Any:
         if self.kind == "datetime":
