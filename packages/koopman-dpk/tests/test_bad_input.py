@@ -209,3 +209,13 @@ def test_predict_times_empty_missing_or_of_the_wrong_zone():
     with pytest.raises(DPKInputError, match="fitted on naive times"):
         md.predict(times=ahead.tz_localize("Europe/Berlin"))
     assert np.isfinite(np.asarray(md.predict(times=ahead).mean())).all()
+
+
+def test_update_checks_epochs_and_time_order():
+    m = DPK(**FAST).fit(series())
+    with pytest.raises(DPKInputError, match="epochs must be an integer >= 1"):
+        m.update(series(24), times=np.arange(200.0, 224.0), epochs=0)
+    t = np.arange(200.0, 224.0)
+    t[[3, 4]] = t[[4, 3]]
+    with pytest.raises(DPKInputError, match="not increasing: position 4"):
+        m.update(series(24), times=t)

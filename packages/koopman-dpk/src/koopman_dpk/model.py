@@ -25,7 +25,7 @@ from .forecast import DEFAULT_QUANTILES, Forecast, OutputSpec
 from .freqsearch import initial_periods
 from .leveltrend import SMOOTHING_METHODS, fit_block_trend
 from .net import TRENDS, DPKNet, count_parameters
-from .timeaxis import TimeAxis
+from .timeaxis import TimeAxis, check_monotonic
 from .train import TrainData, TrainSettings, split_validation, train
 
 MIN_POINTS = 50
@@ -1241,8 +1241,14 @@ class DPK:
         return (2 * math.pi / self.net_.linear_omega.cpu().numpy()).tolist()
 
     def update(self, y: Any, times: Any = None, covariates: Any = None, epochs: int = 20) -> DPK:
-        """Warm fine-tune on new observations (same scaling, no frequency search)."""
+        """Warm fine-tune on new observations (same scaling, no frequency search).
+
+        The level model (`level_method`), the scale calibration and the residual AR stay those
+        fitted at the end of `fit`: their leads still count from the original training end, so
+        their uncertainty keeps growing over the updated span. Refit to renew them."""
         self._require_fitted()
+        if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
+            raise DPKInputError(f"epochs must be an integer >= 1, got {epochs!r}.")
         target = coerce_target(y, times)
         T = len(target.y)
         cov, _ = coerce_covariates(covariates, T, self.covariate_names_ or None)
@@ -1252,6 +1258,7 @@ class DPK:
             else self.axis_.end + self.axis_.step * np.arange(1, T + 1) + self.axis_.t0
         )
         tau = self.axis_.to_tau(raw_times)
+        check_monotonic(tau, raw_times)
         Y, keep = drop_missing(target.y)
         tau, cov = tau[keep], cov[keep]
         self.dist.check_support(Y)
