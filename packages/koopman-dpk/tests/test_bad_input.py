@@ -211,8 +211,10 @@ def test_predict_times_empty_missing_or_of_the_wrong_zone():
     assert np.isfinite(np.asarray(md.predict(times=ahead).mean())).all()
 
 
-def test_update_checks_epochs_and_time_order():
+def test_update_checks_epochs_time_order_and_empty_data():
     m = DPK(**FAST).fit(series())
+    with pytest.raises(DPKInputError, match="y is empty"):
+        m.update(np.array([]))
     with pytest.raises(DPKInputError, match="epochs must be an integer >= 1"):
         m.update(series(24), times=np.arange(200.0, 224.0), epochs=0)
     t = np.arange(200.0, 224.0)

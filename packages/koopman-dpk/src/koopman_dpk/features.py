@@ -43,7 +43,10 @@ def _numeric(what: str) -> Iterator[None]:
 def coerce_target(y: Any, times: Any = None, series_dim: str | None = None) -> Target:
     """(T, d) float array, its times and the output spec, from ndarray / pandas / xarray."""
     with _numeric("y"):
-        return _coerce_target(y, times, series_dim)
+        target = _coerce_target(y, times, series_dim)
+    if len(target.y) == 0:
+        raise DPKInputError("y is empty; pass a series with data.")
+    return target
 
 
 def _coerce_target(y: Any, times: Any, series_dim: str | None) -> Target:
@@ -165,9 +168,7 @@ def drop_missing(y: np.ndarray, *others: np.ndarray | None) -> tuple[np.ndarray,
     keep = ~np.isnan(y).any(axis=1)
     if not keep.any():
         raise DPKInputError(
-            "y has no values to fit: it is empty; pass a series with data."
-            if len(y) == 0
-            else f"y has no values to fit: all {len(y)} times are NaN; pass a series with data."
+            f"y has no values: all {len(y)} times are NaN; pass a series with data."
         )
     if not keep.all():
         warnings.warn(

@@ -358,8 +358,6 @@ class DPK:
         target = coerce_target(y, times, series_dim)
         Y = target.y
         T0 = len(Y)
-        if T0 == 0:
-            raise DPKInputError("y is empty; pass a series with at least 50 points.")
         cov, cov_names = coerce_covariates(covariates, T0)
         w = (
             np.ones(T0)
