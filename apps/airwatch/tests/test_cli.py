@@ -230,3 +230,132 @@ def test_failed_detect_keeps_good_output(data, monkeypatch):
     assert r.exit_code == 4 and "resume" in r.output
     assert out.read_bytes() == good
     assert sorted(p.name for p in out.parent.iterdir()) == ["det.nc"]
+
+
+@pytest.fixture(scope="module")
+def fitted_run(data):
+    run = data / "run_bad"
+    r = runner.invoke(
+        app, ["fit", str(data / "s.nc"), "--run", str(run), "--forecaster", "harmonic", *PER]
+    )
+    assert r.exit_code == 0, r.output
+    return run
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--window", "abc"], "not a duration"),
+        (["--window", "0h"], "positive whole number of hours"),
+        (["--monitor", "foo:bar"], "'foo' is not a date"),
+        (["--monitor", "2022-01-01:2022-06-30"], "no data inside the monitoring period"),
+        (["--monitor", "2019-03-01:2019-04-30"], "overlaps training"),
+    ],
+)
+def test_detect_bad_arguments_exit_3(data, fitted_run, tmp_path, args, match):
+    out = tmp_path / "o.nc"
+    r = runner.invoke(
+        app, ["detect", str(data / "s.nc"), "--run", str(fitted_run), "--out", str(out), *args]
+    )
+    assert r.exit_code == 3, r.output
+    assert match in " ".join(r.output.split())
+    assert not out.exists()
+
+
+def test_detect_out_is_directory_and_combine_none(data, fitted_run, tmp_path):
+    base = ["detect", str(data / "s.nc"), "--run", str(fitted_run)]
+    base += ["--monitor", "2020-01-01:2020-06-30"]
+    r = runner.invoke(app, [*base, "--out", str(tmp_path)])
+    assert r.exit_code == 3 and "is a directory" in " ".join(r.output.split())
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "o.nc"), "--combine", "none"])
+    assert r.exit_code == 0, r.output
+    assert "combined_p" not in io.open_dataset(tmp_path / "o.nc")
+
+
+@pytest.mark.parametrize(
+    ("toml", "match"),
+    [
+        ("alhpa = 0.05\n", "unknown key(s) ['alhpa']"),
+        ("alpha = 'abc'\n", "alpha must be a number"),
+        ("window = 5\n", "window must be a string"),
+    ],
+)
+def test_detect_bad_toml_exit_3(data, fitted_run, tmp_path, toml, match):
+    cfg = tmp_path / "aw.toml"
+    cfg.write_text(toml)
+    r = runner.invoke(
+        app,
+        ["detect", str(data / "s.nc"), "--run", str(fitted_run), "--config", str(cfg)]
+        + ["--out", str(tmp_path / "o.nc")],
+    )
+    assert r.exit_code == 3, r.output
+    assert match in " ".join(r.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "toml", "match"),
+    [
+        (["--train", "a:b", "--calib", "2019-10-01:2019-12-31"], None, "'a' is not a date"),
+        (["--forecaster", "prophet", *PER], None, "forecaster must be"),
+        (["--forecaster", "harmonic", "--periods", "abc", *PER], None, "not a duration"),
+        (["--forecaster", "harmonic", "--epochs", "5", *PER], None, "DPK forecaster only"),
+        (["--ref-var", "model_no2", "--ref-offset", "abc", *PER], None, "ref_offset='abc'"),
+        ([], "train = ['2019-01-01']\ncalib = '2019-10-01:2019-12-31'\n", "two entries [start"),
+        ([], "train = 5\ncalib = '2019-10-01:2019-12-31'\n", "train 5 must look like"),
+        (PER, "covariates = 5\n", "covariates must be a comma-separated"),
+    ],
+)
+def test_fit_bad_arguments_exit_3(data, tmp_path, args, toml, match):
+    extra = []
+    if toml is not None:
+        (tmp_path / "aw.toml").write_text(toml)
+        extra = ["--config", str(tmp_path / "aw.toml")]
+    r = runner.invoke(
+        app, ["fit", str(data / "s.nc"), "--run", str(tmp_path / "run"), *args, *extra]
+    )
+    assert r.exit_code == 3, r.output
+    assert match in " ".join(r.output.split())
+
+
+def test_fit_without_any_fittable_station_exit_3(data, tmp_path):
+    ds = io.open_dataset(data / "s.nc")
+    ds["no2"][:] = np.nan
+    io.write_netcdf_atomic(ds, tmp_path / "nan.nc")
+    r = runner.invoke(
+        app,
+        ["fit", str(tmp_path / "nan.nc"), "--run", str(tmp_path / "run")]
+        + ["--forecaster", "harmonic", *PER],
+    )
+    assert r.exit_code == 3 and "no station could be fitted" in " ".join(r.output.split())
+
+
+def test_report_and_synth_bad_inputs_exit_3(data, tmp_path):
+    r = runner.invoke(app, ["report", str(data / "s.nc"), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 3 and "not an airwatch detections file" in " ".join(r.output.split())
+    for g in ("3x4x5", "0x0", "3x"):
+        r = runner.invoke(app, ["synth", str(tmp_path / "g.nc"), "--grid", g])
+        assert r.exit_code == 3 and "must look like 32x48" in " ".join(r.output.split())
+    r = runner.invoke(app, ["synth", str(tmp_path), "--quick"])
+    assert r.exit_code == 3 and "is a directory" in " ".join(r.output.split())
+
+
+def test_grid_detect_bad_options_exit_3(tmp_path):
+    g = synth.make_grid(seed=0, shape=(2, 2), start="2019-01-01", end="2019-03-31 23:00")
+    io.write_netcdf_atomic(g, tmp_path / "g.nc")
+    run = tmp_path / "grun"
+    r = runner.invoke(
+        app,
+        ["fit", str(tmp_path / "g.nc"), "--run", str(run)]
+        + ["--train", "2019-01-01:2019-01-31", "--calib", "2019-02-01:2019-02-28"],
+    )
+    assert r.exit_code == 0, r.output
+    base = ["detect", str(tmp_path / "g.nc"), "--run", str(run), "--out", str(tmp_path / "o.nc")]
+    for args, match in [
+        (["--monitor", "2019-03-01:2019-03-31", "--alpha", "0"], "alpha must lie"),  # was ignored
+        (["--monitor", "2020-01-01:2020-01-31"], "no data inside the monitor period"),
+        (["--monitor", "2019-03-01:2019-03-31", "--window", "abc"], "not a duration"),
+    ]:
+        r = runner.invoke(app, [*base, *args])
+        assert r.exit_code == 3, r.output
+        assert match in " ".join(r.output.split())
+    assert not (tmp_path / "o.nc").exists()

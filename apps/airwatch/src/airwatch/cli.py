@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import typer
 from koopman_anomaly import KoopmanAnomalyDetector, baselines, io, synth
-from koopman_anomaly.detector import DetectorConfig, parse_period
+from koopman_anomaly.detector import DetectorConfig, _whole_hours, parse_period
 from koopman_anomaly.errors import AnomalyError
 from rich.console import Console
+from rich.markup import escape
 
 from .report import BASELINE_PREFIX, labels_for, write_report
 
@@ -33,35 +34,75 @@ EXIT_INVALID, EXIT_INTERRUPTED, EXIT_FAILED_STATIONS = 3, 4, 5
 
 
 def _fail(msg: str, code: int = EXIT_INVALID) -> None:
-    console.print(f"[red]error:[/red] {msg}")
+    console.print(f"[red]error:[/red] {escape(msg)}")
     raise typer.Exit(code)
 
 
+FIT_KEYS = (
+    "var",
+    "reference",
+    "covariates",
+    "train",
+    "calib",
+    "periods",
+    "dist",
+    "forecaster",
+    "epochs",
+    "ref_offset",
+    "floor",
+)
+DETECT_KEYS = (
+    "monitor",
+    "window",
+    "side",
+    "alpha",
+    "null",
+    "correction",
+    "method",
+    "combine",
+    "stat",
+    "baselines",
+)
+
+
 def _merge(cli: dict[str, Any], config: Path | None) -> dict[str, Any]:
-    """Flags override the TOML config; None means 'not given'."""
+    """Flags override the TOML config; None means 'not given'. One TOML file may hold the keys
+    of both `fit` and `detect`; any other key is refused (a typo would be silently ignored)."""
     base: dict[str, Any] = {}
     if config is not None:
         try:
             base = tomllib.loads(config.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             _fail(f"config {config}: {exc}")
+        unknown = sorted(set(base) - set(FIT_KEYS) - set(DETECT_KEYS))
+        if unknown:
+            _fail(
+                f"config {config}: unknown key(s) {unknown}; valid keys: "
+                f"{sorted(FIT_KEYS + DETECT_KEYS)}."
+            )
     base.update({k: v for k, v in cli.items() if v is not None})
     return base
 
 
-def _split(s: str | list[str] | None) -> tuple[str, ...]:
+def _split(s: str | list[str] | None, name: str = "list") -> tuple[str, ...]:
     if s is None:
         return ()
-    if isinstance(s, list):
+    if isinstance(s, list) and all(isinstance(x, str) for x in s):
         return tuple(s)
+    if not isinstance(s, str):
+        _fail(f"{name} must be a comma-separated string or a list of strings, got {s!r}.")
     return tuple(x.strip() for x in s.split(",") if x.strip())
 
 
-def _period(p: str | list[str] | None) -> tuple[str, str] | None:
+def _period(p: str | list[str] | None, name: str = "period") -> tuple[str, str] | None:
     if p is None:
         return None
     if isinstance(p, list):
+        if len(p) != 2:
+            _fail(f"{name} {p!r} must have two entries [start, end], e.g. 2019-01-01:2019-06-30.")
         return (str(p[0]), str(p[1]))
+    if not isinstance(p, str):
+        _fail(f"{name} {p!r} must look like 2019-01-01:2019-06-30.")
     return parse_period(p)
 
 
@@ -92,7 +133,9 @@ def synth_cmd(
         try:
             shape = tuple(int(v) for v in grid.lower().split("x"))
         except ValueError:
-            _fail(f"--grid {grid!r} must look like 32x48")
+            shape = ()
+        if len(shape) != 2 or min(shape) < 1:
+            _fail(f"--grid {grid!r} must look like 32x48 (two positive sizes, lat x lon)")
         ds = synth.make_grid(seed=seed, anomalies=anomalies, shape=shape)  # type: ignore[arg-type]
     elif quick:
         ds = synth.make_stations(
@@ -100,7 +143,7 @@ def synth_cmd(
         )
     else:
         ds = synth.make_stations(seed=seed, anomalies=anomalies)
-    io.write_netcdf_atomic(ds, out)
+    _guard(lambda: io.write_netcdf_atomic(ds, out))
     console.print(f"wrote {out} ({dict(ds.sizes)})")
 
 
@@ -146,6 +189,17 @@ def fit(
         config,
     )
 
+    if o.get("forecaster") == "harmonic" and (
+        o.get("dist") is not None or o.get("epochs") is not None
+    ):
+        _fail(
+            "--dist and --epochs apply to the DPK forecaster only; drop them or use --forecaster dpk."
+        )
+    if o.get("epochs") is not None and (
+        isinstance(o["epochs"], bool) or not isinstance(o["epochs"], int) or o["epochs"] < 1
+    ):
+        _fail(f"epochs must be a positive integer, got {o['epochs']!r}.")
+
     def go() -> None:
         ds = io.open_dataset(data)
         fopts: dict[str, Any] = {}
@@ -156,10 +210,10 @@ def fit(
         cfg = DetectorConfig(
             var=o.get("var", "no2"),
             reference=o.get("reference"),
-            covariates=_split(o.get("covariates")),
-            train=_period(o.get("train")),
-            calib=_period(o.get("calib")),
-            periods=_split(o.get("periods")) or ("24h", "168h", "8766h"),
+            covariates=_split(o.get("covariates"), "covariates"),
+            train=_period(o.get("train"), "train"),
+            calib=_period(o.get("calib"), "calib"),
+            periods=_split(o.get("periods"), "periods") or ("24h", "168h", "8766h"),
             forecaster=o.get("forecaster", "auto"),
             forecaster_options=fopts,
             ref_offset=o.get("ref_offset", "0min"),
@@ -188,6 +242,11 @@ def fit(
         if any(v == "failed" for v in det.status_.values()):
             console.print(f"[yellow]failed stations:[/yellow] {bad}")
             raise typer.Exit(EXIT_FAILED_STATIONS)
+        if not any(v == "ok" for v in det.status_.values()):
+            _fail(
+                f"no station could be fitted: all {len(bad)} have insufficient data in the training "
+                f"period {cfg.train}. Check --var and --train against the data."
+            )
         if bad:
             console.print(f"[yellow]stations without a model (insufficient data):[/yellow] {bad}")
 
@@ -239,7 +298,7 @@ def detect(
     ),
     correction: str | None = typer.Option(None, help="none | bonferroni | holm | bh | by | maxt"),
     method: str | None = typer.Option(None, help="window | cusum | glr"),
-    combine: str | None = typer.Option(None, help="stouffer | hotelling"),
+    combine: str | None = typer.Option(None, help="stouffer | hotelling | none"),
     stat: str | None = typer.Option(None, help="mean | msq"),
     baselines_: str | None = typer.Option(
         None, "--baselines", help="zscore,level_shift,seasonal_esd"
@@ -277,13 +336,21 @@ def detect(
         c = det.config
         for key in ("window", "side", "alpha", "null", "correction", "method", "combine", "stat"):
             if o.get(key) is not None:
-                setattr(
-                    c, key, type(getattr(c, key))(o[key]) if getattr(c, key) is not None else o[key]
-                )
+                v = o[key]
+                if key == "combine" and str(v).lower() == "none":
+                    v = None
+                elif key == "alpha":
+                    try:
+                        v = float(v)
+                    except (TypeError, ValueError):
+                        _fail(f"alpha must be a number in (0, 0.5], got {v!r}.")
+                elif not isinstance(v, str):
+                    _fail(f"{key} must be a string, got {v!r} (e.g. window = '168h').")
+                setattr(c, key, v)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            res = det.detect(ds, monitor=_period(o.get("monitor")), progress=True)
-        names = _split(o.get("baselines"))
+            res = det.detect(ds, monitor=_period(o.get("monitor"), "monitor"), progress=True)
+        names = _split(o.get("baselines"), "baselines")
         if names:
             res = add_baselines(res, ds, c, names)
         io.write_netcdf_atomic(res, out)
@@ -309,18 +376,26 @@ def _detect_grid(data: Path, manifest: dict[str, Any], o: dict[str, Any], out: P
 
     c = manifest["config"]
     ds = io.canonical_dims(io.open_dataset(data, chunks={"time": -1, "lat": 90, "lon": 180}))
-    k = int(pd.Timedelta(o.get("window") or c["window"]) / pd.Timedelta("1h"))
+
+    def given(key: str, default: Any) -> Any:
+        return o[key] if o.get(key) is not None else default
+
+    try:
+        alpha = float(given("alpha", c["alpha"]))
+    except (TypeError, ValueError):
+        _fail(f"alpha must be a number in (0, 0.5], got {o.get('alpha')!r}.")
     gcfg = GridConfig(
-        window=k,
-        side=o.get("side") or c["side"],
-        alpha=float(o.get("alpha") or c["alpha"]),
-        correction=o.get("correction") or "by",
+        window=_whole_hours(given("window", c["window"]), "window"),
+        side=given("side", c["side"]),
+        alpha=alpha,
+        correction=given("correction", "by"),
         transform=c.get("transform", "log"),
     )
-    mon = _period(o.get("monitor"))
+    mon = _period(o.get("monitor"), "monitor")
     if mon is None:
         _fail("grid detection needs --monitor START:END")
-    lazy = detect_grid(ds[c["var"]], tuple(c["train"]), tuple(c["calib"]), mon, gcfg)
+    da = io.get_variable(ds, c["var"])
+    lazy = detect_grid(da, tuple(c["train"]), tuple(c["calib"]), mon, gcfg)
     with ProgressBar():
         res = finalize_grid(lazy, gcfg)
     res.attrs.update(
@@ -340,13 +415,29 @@ def report(
 
     def go() -> None:
         det = io.open_dataset(detections).load()
+        need = ("flag_fraction",) if "station" not in det.dims else ("flag", "status", "in_monitor")
+        missing = [v for v in need if v not in det]
+        if missing:
+            _fail(
+                f"{detections} is not an airwatch detections file (missing {missing}); run "
+                "`airwatch detect` first and report on its --out file."
+            )
         labels = None
         if truth:
             path, _, var = truth.rpartition(":")
             if not path:
                 _fail("--truth must look like DATA.nc:anomaly")
             tds = io.canonical_dims(io.open_dataset(Path(path)))
-            labels = labels_for(det, io.get_variable(tds, var))
+            tvar = io.get_variable(tds, var)
+            if "station" not in det.dims:
+                _fail("--truth scores station detections only; this is a grid detections file.")
+            try:
+                labels = labels_for(det, tvar)
+            except (KeyError, ValueError) as exc:
+                _fail(
+                    f"--truth {truth} does not cover the detections' times and stations ({exc}); "
+                    "pass the labels of the same data file that was detected."
+                )
         page = write_report(det, out, labels)
         console.print(f"wrote {page}")
 

@@ -36,12 +36,34 @@ from .windows import decision_index, select_stat, window_stats
 STATUS_OK, STATUS_INSUFFICIENT, STATUS_FAILED = "ok", "insufficient_data", "failed"
 
 
+def _timestamp(v: Any, name: str, p: Any) -> pd.Timestamp:
+    try:
+        t = pd.Timestamp(v)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"{name} period {p!r}: {v!r} is not a date ({exc}); give dates like "
+            "('2019-01-01', '2019-06-30') or '2019-01-01:2019-06-30'."
+        ) from None
+    if t is pd.NaT:
+        raise ConfigError(f"{name} period {p!r} has an empty date; give both start and end.")
+    if t.tzinfo is not None:
+        raise ConfigError(
+            f"{name} period {p!r} carries a timezone; give naive UTC dates like '2019-01-01'."
+        )
+    return t
+
+
 def _period(p: tuple[str, str] | str | None, name: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     if p is None:
         return None
     if isinstance(p, str):
         p = parse_period(p)
-    a, b = pd.Timestamp(p[0]), pd.Timestamp(p[1])
+    if not isinstance(p, tuple | list) or len(p) != 2:
+        raise ConfigError(
+            f"{name} period {p!r} must be a (start, end) pair or 'start:end', "
+            "e.g. ('2019-01-01', '2019-06-30')."
+        )
+    a, b = _timestamp(p[0], name, p), _timestamp(p[1], name, p)
     if len(str(p[1])) <= 10:  # a date: include the whole day
         b = b + pd.Timedelta(hours=23, minutes=59)
     if b <= a:
@@ -55,6 +77,32 @@ def parse_period(p: str) -> tuple[str, str]:
         raise ConfigError(f"period {p!r} must look like 2018-01-01:2019-06-30 (dates, one colon).")
     a, b = p.split(":")
     return a.strip(), b.strip()
+
+
+def _duration(v: Any, name: str) -> pd.Timedelta:
+    try:
+        return pd.Timedelta(v)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"{name}={v!r} is not a duration ({exc}); give one like '168h' or '-30min'."
+        ) from None
+
+
+def _whole_hours(v: Any, name: str) -> int:
+    """A positive duration that is a whole number of hours (the detector counts hourly steps)."""
+    d = _duration(v, name)
+    hours = d / pd.Timedelta("1h")
+    if hours < 1 or hours != int(hours):
+        try:
+            float(v)
+            hint = " (a bare number is read as nanoseconds)"
+        except (TypeError, ValueError):
+            hint = ""
+        raise ConfigError(
+            f"{name}={v!r} is {d}{hint}; it must be a positive whole number of hours such as "
+            "'24h' or '168h' (windows count hourly steps)."
+        )
+    return int(hours)
 
 
 @dataclass
@@ -85,6 +133,8 @@ class DetectorConfig:
     seed: int = 0
 
     def validate(self) -> None:
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float | np.number):
+            raise ConfigError(f"alpha must be a number in (0, 0.5], got {self.alpha!r}.")
         if not 0 < self.alpha <= 0.5:
             raise ConfigError(f"alpha must lie in (0, 0.5], got {self.alpha}.")
         if self.side not in SIDES:
@@ -99,6 +149,56 @@ class DetectorConfig:
             )
         if self.stat not in ("mean", "msq"):
             raise ConfigError(f"stat must be 'mean' or 'msq', got {self.stat!r}.")
+        if self.transform not in ("log", "none"):
+            raise ConfigError(f"transform must be 'log' or 'none', got {self.transform!r}.")
+        if self.floor not in ("mask", "half_min"):
+            raise ConfigError(f"floor must be 'mask' or 'half_min', got {self.floor!r}.")
+        if self.forecaster not in ("auto", "dpk", "harmonic"):
+            raise ConfigError(
+                f"forecaster must be 'auto', 'dpk' or 'harmonic', got {self.forecaster!r}."
+            )
+        if not isinstance(self.forecaster_options, dict):
+            raise ConfigError(
+                f"forecaster_options must be a dict, got {type(self.forecaster_options).__name__}."
+            )
+        for name in ("covariates", "periods"):
+            v = getattr(self, name)
+            if isinstance(v, str):
+                raise ConfigError(
+                    f"{name} must be a tuple, got the string {v!r}; write {name}=({v!r},) for one."
+                )
+            if not isinstance(v, tuple | list):
+                raise ConfigError(f"{name} must be a tuple, got {v!r}.")
+        if not all(isinstance(x, str) for x in self.covariates):
+            raise ConfigError(f"covariates must be variable names, got {self.covariates!r}.")
+        if not self.periods:
+            raise ConfigError("periods is empty; give at least one, e.g. ('24h', '168h').")
+        for per in self.periods:
+            hours = (
+                float(per)
+                if isinstance(per, int | float) and not isinstance(per, bool)
+                else _duration(per, "period") / pd.Timedelta("1h")
+            )
+            if not hours > 0:
+                raise ConfigError(f"period {per!r} must be a positive duration such as '24h'.")
+        if self.reference is not None and not isinstance(self.reference, str):
+            raise ConfigError(f"reference must be a variable name, got {self.reference!r}.")
+        if self.beta != "ols" and (
+            isinstance(self.beta, bool)
+            or not isinstance(self.beta, int | float)
+            or not np.isfinite(self.beta)
+        ):
+            raise ConfigError(f"beta must be 'ols' or a finite number, got {self.beta!r}.")
+        _duration(self.ref_offset, "ref_offset")
+        _whole_hours(self.window, "window")
+        if self.stride is not None:
+            _whole_hours(self.stride, "stride")
+        if not 0 <= self.min_station_coverage < 1:
+            raise ConfigError(
+                f"min_station_coverage must lie in [0, 1), got {self.min_station_coverage}."
+            )
+        if isinstance(self.n_boot, bool) or not isinstance(self.n_boot, int) or self.n_boot < 1:
+            raise ConfigError(f"n_boot must be a positive integer, got {self.n_boot!r}.")
         if self.train is None or self.calib is None:
             raise ConfigError("give both train=(start, end) and calib=(start, end) periods.")
         tr, ca = _period(self.train, "train"), _period(self.calib, "calib")
@@ -106,6 +206,11 @@ class DetectorConfig:
         if ca[0] <= tr[1] and tr[0] <= ca[1]:
             raise ConfigError(
                 f"calibration period {self.calib} overlaps training {self.train}; make them disjoint."
+            )
+        if ca[0] < tr[0]:
+            raise ConfigError(
+                f"calibration period {self.calib} starts before training {self.train}; the null "
+                "must come from forecasts made after training. Put calib after train."
             )
 
     def hash(self) -> str:
@@ -127,7 +232,7 @@ class DetectorConfig:
 
     @property
     def k(self) -> int:
-        return int(pd.Timedelta(self.window) / pd.Timedelta("1h"))
+        return _whole_hours(self.window, "window")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str)
@@ -135,6 +240,46 @@ class DetectorConfig:
 
 def _mask(times: pd.DatetimeIndex, period: tuple[pd.Timestamp, pd.Timestamp]) -> np.ndarray:
     return np.asarray((times >= period[0]) & (times <= period[1]))
+
+
+def _check_hourly(times: pd.DatetimeIndex) -> None:
+    """Windows, periods and coverage count hourly steps: the axis must be a complete hourly grid."""
+    if len(times) < 2:
+        return
+    d = np.diff(times.asi8)
+    hour = pd.Timedelta("1h").value
+    if (d == hour).all():
+        return
+    i = int(np.flatnonzero(d != hour)[0])
+    step = pd.Timedelta(int(np.median(d)))
+    if step != pd.Timedelta("1h"):
+        raise InvalidDataError(
+            f"the time step is {step}, not 1 h; windows and periods count hourly steps. "
+            "Resample to hourly first, e.g. ds.resample(time='1h').mean()."
+        )
+    raise InvalidDataError(
+        f"the hourly time axis is incomplete: {pd.Timedelta(int(d[i]))} between {times[i]} and "
+        f"{times[i + 1]} ({int((d != hour).sum())} irregular steps); windows count steps, so they "
+        "would silently span more than their length. Reindex onto a complete hourly axis "
+        "(missing hours become NaN gaps): ds.resample(time='1h').asfreq()."
+    )
+
+
+def _read_manifest(rd: Path) -> dict[str, Any]:
+    mpath = rd / "manifest.json"
+    try:
+        m = json.loads(mpath.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(
+            f"{mpath} is unreadable ({exc}); rerun `fit` with force=True (--force) to rebuild the "
+            "run, or use a new run directory."
+        ) from None
+    if not isinstance(m, dict) or not {"config", "stations"} <= set(m):
+        raise ConfigError(
+            f"{mpath} is not a koopman_anomaly manifest (needs 'config' and 'stations'); rerun "
+            "`fit` with force=True (--force) or use a new run directory."
+        )
+    return m
 
 
 class KoopmanAnomalyDetector:
@@ -166,6 +311,7 @@ class KoopmanAnomalyDetector:
                 "Use koopman_anomaly.grid for (time, lat, lon)."
             )
         times = pd.DatetimeIndex(ds["time"].values)
+        _check_hourly(times)
         obs_raw = da.transpose("time", "station").values
         tr = transform_values(obs_raw, c.transform, c.floor)
         out: dict[str, Any] = {
@@ -190,6 +336,15 @@ class KoopmanAnomalyDetector:
         covs = []
         for name in c.covariates:
             cv = get_variable(ds, name)
+            if set(cv.dims) not in ({"time"}, {"time", "station"}):
+                raise InvalidDataError(
+                    f"covariate {name!r} has dims {cv.dims}; a covariate must be (time,) (shared by "
+                    "all stations) or (time, station). Select or reduce the other dims first."
+                )
+            if cv.dtype.kind not in "biuf":
+                raise InvalidDataError(
+                    f"covariate {name!r} has dtype {cv.dtype}, not numeric; convert it to float."
+                )
             arr = cv.transpose("time", ...).values
             if arr.ndim == 1:
                 arr = np.repeat(arr[:, None], len(out["stations"]), axis=1)
@@ -223,6 +378,23 @@ class KoopmanAnomalyDetector:
             raise ConfigError(
                 f"no data inside the training period {c.train}; data span {times[0]}..{times[-1]}."
             )
+        if not arrs["stations"]:
+            raise InvalidDataError(f"{c.var!r} has no stations; nothing to fit.")
+        for i, name in enumerate(c.covariates):
+            if not np.isfinite(arrs["cov"][train][..., i]).any():
+                raise InvalidDataError(
+                    f"covariate {name!r} has no finite value in the training period {c.train}; "
+                    "fill it or drop it from covariates."
+                )
+        opts = dict(c.forecaster_options)
+        opts.setdefault("periods", tuple(c.periods))
+        try:
+            make_forecaster(c.forecaster, **opts)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"forecaster={c.forecaster!r} rejects forecaster_options "
+                f"{sorted(c.forecaster_options)} ({exc}); pass only that forecaster's options."
+            ) from None
         manifest = self._open_manifest(run_dir, resume, force)
         cov_frac = coverage(arrs["obs"][train], times[train])
         with warnings.catch_warnings(record=True) as caught:
@@ -230,6 +402,13 @@ class KoopmanAnomalyDetector:
             self._fit_loop(arrs, times, train, cov_frac, manifest, run_dir, progress)
         for msg in dict.fromkeys(str(w.message) for w in caught):
             warnings.warn(msg, stacklevel=2)
+        if not any(v == STATUS_OK for v in self.status_.values()):
+            warnings.warn(
+                f"no station could be fitted (status {dict(self.status_)}); check that {c.var!r} has "
+                f"valid values in the training period {c.train} (coverage must exceed "
+                f"min_station_coverage={c.min_station_coverage}).",
+                stacklevel=2,
+            )
         return self
 
     def _fit_loop(
@@ -298,7 +477,12 @@ class KoopmanAnomalyDetector:
         mpath = rd / "manifest.json"
         h = self.config.hash()
         if mpath.exists():
-            m = json.loads(mpath.read_text())
+            try:
+                m = _read_manifest(rd)
+            except ConfigError:
+                if not force:
+                    raise
+                m = {}
             if m.get("config_hash") != h and not force:
                 raise ConfigError(
                     f"{rd} holds a run with a different configuration (hash {m.get('config_hash')} != {h}); "
@@ -342,17 +526,29 @@ class KoopmanAnomalyDetector:
         mpath = rd / "manifest.json"
         if not mpath.exists():
             raise ConfigError(f"{rd} has no manifest.json; run `fit` first.")
-        m = json.loads(mpath.read_text())
-        cfg = DetectorConfig(
-            **{k: (tuple(v) if isinstance(v, list) else v) for k, v in m["config"].items()}
-        )
+        m = _read_manifest(rd)
+        try:
+            cfg = DetectorConfig(
+                **{k: (tuple(v) if isinstance(v, list) else v) for k, v in m["config"].items()}
+            )
+        except (TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"{mpath} holds an unusable config ({exc}); refit with force=True (--force)."
+            ) from None
         det = cls(cfg)
         for st, status in m["stations"].items():
             det.status_[st] = status
             if status == STATUS_OK:
-                det.models_[st] = load_forecaster(rd / "models" / st / "obs")
-                if cfg.reference:
-                    det.ref_models_[st] = load_forecaster(rd / "models" / st / "ref")
+                for kind in ("obs", "ref") if cfg.reference else ("obs",):
+                    path = rd / "models" / st / kind
+                    try:
+                        model = load_forecaster(path)
+                    except (OSError, KeyError, ValueError) as exc:
+                        raise ConfigError(
+                            f"station {st}: model {path} is missing or unreadable ({exc}); rerun "
+                            "`fit` on this run directory to refit it (finished stations are kept)."
+                        ) from None
+                    (det.models_ if kind == "obs" else det.ref_models_)[st] = model
         return det
 
     # ---------------------------------------------------------------- detect
@@ -411,11 +607,46 @@ class KoopmanAnomalyDetector:
             raise ConfigError(
                 f"monitor period {monitor} overlaps calibration {c.calib}; make them disjoint."
             )
+        if mon_p[0] <= tr[1] and tr[0] <= mon_p[1]:
+            raise ConfigError(
+                f"monitor period {monitor or (str(mon_p[0]), str(mon_p[1]))} overlaps training "
+                f"{c.train}: in-sample residuals are too narrow to test. Monitor after training."
+            )
         if calib.sum() < k:
             raise ConfigError(
                 f"window k={k} h is longer than the calibration span ({int(calib.sum())} steps)."
             )
         mon = _mask(times, mon_p)
+        if not mon.any():
+            raise ConfigError(
+                f"no data inside the monitoring period {monitor or (str(mon_p[0]), str(mon_p[1]))}; "
+                f"data span {times[0]}..{times[-1]}. Pick a monitor period inside the data."
+            )
+        if int(mon.sum()) < k:
+            raise ConfigError(
+                f"the monitoring period holds {int(mon.sum())} steps, fewer than the window "
+                f"k={k} h, so no decision can be made; lengthen it or shorten the window."
+            )
+        unfitted = [s for s in stations if s not in self.status_]
+        if len(unfitted) == S:
+            raise InvalidDataError(
+                f"none of the stations in the data {stations[:5]}... were fitted (fitted: "
+                f"{sorted(self.status_)[:5]}...); detect on the stations you fitted."
+                if S > 5
+                else f"none of the stations in the data {stations} were fitted (fitted: "
+                f"{sorted(self.status_)}); detect on the stations you fitted."
+            )
+        if not any(self.status_.get(s) == STATUS_OK for s in stations):
+            raise InvalidDataError(
+                f"no station has a fitted model (status {dict(self.status_)}); nothing to "
+                "detect. Refit with more valid training data."
+            )
+        if unfitted:
+            warnings.warn(
+                f"stations {unfitted} were not in the fitted run; they get status 'failed' and "
+                "are never flagged. Refit to include them.",
+                stacklevel=2,
+            )
         z, z_ref = r["z"], r["z_ref"]
         rho = np.full(S, np.nan)
         beta = np.full(S, np.nan)
@@ -424,7 +655,15 @@ class KoopmanAnomalyDetector:
             for j in range(S):
                 if stations[j] in self.models_:
                     with warnings.catch_warnings(record=True):
-                        td = fit_twin(z[calib, j], z_ref[calib, j], c.beta)
+                        try:
+                            td = fit_twin(z[calib, j], z_ref[calib, j], c.beta)
+                        except ValueError as exc:
+                            warnings.warn(
+                                f"station {stations[j]}: twin differencing skipped ({exc}); its "
+                                "zeta is NaN. Check obs and reference in the calibration period.",
+                                stacklevel=2,
+                            )
+                            continue
                     zeta[:, j] = td.apply(z[:, j], z_ref[:, j])
                     rho[j], beta[j] = td.rho, td.beta
             e = zeta
@@ -437,6 +676,18 @@ class KoopmanAnomalyDetector:
         null = make_null(c.null, seed=c.seed, n_rep=c.n_boot)
         fit_rows = _mask(times, tr) if c.null == "insample" else calib
         e_fit = e[fit_rows][:, ok_cols] if ok_cols.any() else e[fit_rows]
+        n_valid = np.isfinite(e_fit).sum(0)
+        if (n_valid < k).any():
+            few = [
+                str(s) for s, n in zip(np.asarray(stations)[ok_cols], n_valid, strict=True) if n < k
+            ]
+            warnings.warn(
+                f"stations {few} have fewer than k={k} valid residuals in the "
+                f"{'training' if c.null == 'insample' else 'calibration'} period; their null is "
+                "undefined or unreliable (NaN p-values, never flagged, when there are none). "
+                "Lengthen the calibration period or check the gaps there.",
+                stacklevel=2,
+            )
         null.fit(e_fit, k, c.stat)
         null.check_alpha(c.alpha)
         stride = k if c.stride is None else int(pd.Timedelta(c.stride) / pd.Timedelta("1h"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .errors import ConfigError
 from .io import write_json_atomic
 
 
@@ -59,8 +60,17 @@ class NormalPredictive:
 
 def parse_period_hours(p: str | float) -> float:
     if isinstance(p, int | float):
-        return float(p)
-    return pd.Timedelta(p) / pd.Timedelta("1h")
+        h = float(p)
+    else:
+        try:
+            h = pd.Timedelta(p) / pd.Timedelta("1h")
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"period {p!r} is not a duration ({exc}); give one like '24h' or '168h'."
+            ) from None
+    if not h > 0:
+        raise ConfigError(f"period {p!r} must be a positive duration such as '24h'.")
+    return h
 
 
 def _hours(times: pd.DatetimeIndex, t0: pd.Timestamp) -> np.ndarray:
@@ -330,11 +340,17 @@ def make_forecaster(kind: str = "auto", **kw: Any) -> Any:
     """'auto' -> DPK when koopman_dpk provides `DPK`, else the harmonic model."""
     if kind == "auto":
         kind = "dpk" if dpk_available() else "harmonic"
-    if kind == "dpk":
-        return DPKForecaster(**kw)
-    if kind == "harmonic":
-        return HarmonicForecaster(**kw)
-    raise ValueError(f"forecaster must be 'auto', 'dpk' or 'harmonic', got {kind!r}.")
+    classes = {"dpk": DPKForecaster, "harmonic": HarmonicForecaster}
+    if kind not in classes:
+        raise ConfigError(f"forecaster must be 'auto', 'dpk' or 'harmonic', got {kind!r}.")
+    cls = classes[kind]
+    valid = sorted(f.name for f in fields(cls) if not f.name.endswith("_"))
+    bad = sorted(set(kw) - set(valid))
+    if bad:
+        raise ConfigError(
+            f"option(s) {bad} are not accepted by the {kind} forecaster; valid: {valid}."
+        )
+    return cls(**kw)
 
 
 def load_forecaster(path: str | Path) -> Any:

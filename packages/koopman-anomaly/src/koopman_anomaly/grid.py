@@ -260,13 +260,31 @@ def detect_grid(
     hours = np.asarray((times - times[0]) / pd.Timedelta("1h"), dtype=float)
     X = _design(hours, cfg)
 
-    def mask(p: tuple[str, str]) -> np.ndarray:
-        return np.asarray(
-            (times >= pd.Timestamp(p[0])) & (times <= pd.Timestamp(p[1]) + pd.Timedelta("23h59min"))
-        )
+    def mask(p: tuple[str, str], name: str) -> np.ndarray:
+        try:
+            a, b = pd.Timestamp(p[0]), pd.Timestamp(p[1])
+        except (TypeError, ValueError, IndexError) as exc:
+            raise ConfigError(
+                f"{name} period {p!r} is not a (start, end) pair of dates ({exc}); give e.g. "
+                "('2019-01-01', '2019-06-30')."
+            ) from None
+        m = np.asarray((times >= a) & (times <= b + pd.Timedelta("23h59min")))
+        if not m.any():
+            raise ConfigError(
+                f"no data inside the {name} period {p!r}; data span {times[0]}..{times[-1]}."
+            )
+        return m
 
-    tr, ca, mo = mask(train), mask(calib), mask(monitor)
-    if (tr & ca).any() or (ca & mo).any():
+    if cfg.side not in ("lower", "upper", "both"):
+        raise ConfigError(f"side must be one of lower, upper, both; got {cfg.side!r}.")
+    if not 0 < cfg.alpha <= 0.5:
+        raise ConfigError(f"alpha must lie in (0, 0.5], got {cfg.alpha}.")
+    if cfg.correction not in ("none", "bonferroni", "holm", "bh", "by"):
+        raise ConfigError(
+            f"grid correction must be one of none, bonferroni, holm, bh, by; got {cfg.correction!r}."
+        )
+    tr, ca, mo = mask(train, "train"), mask(calib, "calib"), mask(monitor, "monitor")
+    if (tr & ca).any() or (ca & mo).any() or (tr & mo).any():
         raise ConfigError("train, calib and monitor periods must be disjoint.")
     if ca.sum() < cfg.window:
         raise ConfigError(
@@ -274,6 +292,11 @@ def detect_grid(
         )
     mon_idx = np.flatnonzero(mo)
     dec = decision_index(len(times), int(mon_idx[0]), int(mon_idx[-1]) + 1, cfg.window)
+    if not dec.size:
+        raise ConfigError(
+            f"the monitoring period holds {mon_idx.size} steps, fewer than the window "
+            f"k={cfg.window}, so no decision can be made; lengthen it or shorten the window."
+        )
     res = xr.apply_ufunc(
         pixel_pvalues,
         da,

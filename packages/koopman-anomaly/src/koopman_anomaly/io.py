@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import InvalidDataError
+from .errors import AnomalyError, InvalidDataError
 
 DIM_ALIASES: dict[str, str] = {
     "latitude": "lat",
@@ -55,6 +55,8 @@ def open_dataset(
     p = Path(path)
     if not p.exists():
         raise InvalidDataError(f"{p}: file not found. Check the path (cwd is {Path.cwd()}).")
+    if p.is_dir():
+        raise InvalidDataError(f"{p} is a directory; give the path of a netCDF file inside it.")
     try:
         import netCDF4  # noqa: F401
     except ImportError as exc:  # pragma: no cover - netCDF4 is a hard dependency
@@ -111,7 +113,9 @@ def check_time(ds: xr.Dataset) -> pd.DatetimeIndex:
     if not np.issubdtype(values.dtype, np.datetime64):
         raise InvalidDataError(
             f"`time` is not decoded to datetimes (dtype {values.dtype}, first value {values[:1]}). "
-            "Give it CF units like 'hours since 1970-01-01' so xarray can decode it."
+            "Give it CF units like 'hours since 1970-01-01' so xarray can decode it. A "
+            "timezone-aware axis also ends up here: convert it to naive UTC with "
+            "idx.tz_convert('UTC').tz_localize(None)."
         )
     idx = pd.DatetimeIndex(values)
     if idx.isna().any():
@@ -180,6 +184,12 @@ def validate(
     da = get_variable(ds, var)
     layout = layout_of(da)
     check_time(ds)
+    empty = [str(d) for d in da.dims if da.sizes[d] == 0]
+    if empty:
+        raise InvalidDataError(
+            f"variable {var!r} is empty along {empty} (sizes {dict(da.sizes)}); select a "
+            "non-empty time range and at least one station or pixel."
+        )
     if layout == "station":
         if "station" not in ds.coords:
             raise InvalidDataError("dimension `station` has no coordinate; assign station ids.")
@@ -232,6 +242,11 @@ def add_cf_attrs(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+def _check_target(out: Path) -> None:
+    if out.is_dir():
+        raise AnomalyError(f"{out} is a directory; give a file name such as {out / 'out.nc'}.")
+
+
 def time_encoding() -> dict[str, Any]:
     return {"units": "hours since 1970-01-01 00:00:00", "calendar": "standard", "dtype": "float64"}
 
@@ -249,6 +264,7 @@ def write_netcdf_atomic(
     `{"x": {"zlib": False, "chunksizes": (8760, 15, 30)}}` for a large input cube).
     """
     out = Path(path)
+    _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     enc: dict[str, dict[str, Any]] = {}
     for name, v in ds.data_vars.items():
@@ -272,6 +288,7 @@ def write_netcdf_atomic(
 
 def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
+    _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     try:

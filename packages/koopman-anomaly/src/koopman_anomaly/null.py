@@ -184,6 +184,8 @@ class HACNull(_NullBase):
     def fit(self, e_calib: np.ndarray, k: int, stat: str = "mean") -> HACNull:
         x, self.squeeze_ = _as2d(e_calib)
         self.k, self.stat = k, stat
+        if stat not in ("mean", "msq"):
+            raise ConfigError(f"stat must be 'mean' or 'msq', got {stat!r}.")
         if k > x.shape[0]:
             raise ConfigError(
                 f"window k={k} is longer than the calibration span ({x.shape[0]} steps); "

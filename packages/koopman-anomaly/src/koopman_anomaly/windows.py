@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ConfigError
+
 
 @dataclass
 class WindowStats:
@@ -32,8 +34,13 @@ def window_stats(
     Windows with coverage n_t/k < `min_coverage` (including the first k-1 incomplete ones)
     are NaN and can never be flagged.
     """
-    if k < 1:
-        raise ValueError(f"window length k must be >= 1, got {k}.")
+    try:
+        whole = not isinstance(k, bool) and float(k).is_integer() and k >= 1
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise ConfigError(f"window length k must be a whole number of steps >= 1, got {k!r}.")
+    k = int(k)
     x = np.asarray(e, dtype=np.float64)
     valid = np.isfinite(x)
     x0 = np.where(valid, x, 0.0)
@@ -60,7 +67,7 @@ def select_stat(ws: WindowStats, stat: str) -> np.ndarray:
         return ws.mean
     if stat == "msq":
         return ws.msq
-    raise ValueError(f"stat must be 'mean' or 'msq', got {stat!r}.")
+    raise ConfigError(f"stat must be 'mean' or 'msq', got {stat!r}.")
 
 
 def decision_index(
@@ -72,7 +79,7 @@ def decision_index(
     """
     stride = k if stride is None else stride
     if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}.")
+        raise ConfigError(f"stride must be >= 1, got {stride}.")
     first = start + k - 1
     stop = min(stop, n_time)
     return np.arange(first, stop, stride, dtype=np.int64)
