@@ -184,3 +184,58 @@ def test_shuffle_buffer_order():
     # global mode: one permutation per epoch, as rng([seed, epoch]).permutation(n)
     g = ShuffleOrder(n, W, seed=3, mode="global")
     assert np.array_equal(g.take(n, n), np.random.default_rng([3, 1]).permutation(n))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lr", 0.0, r"TrainConfig.lr must be positive"),
+        ("lr", -1e-3, r"TrainConfig.lr must be positive"),
+        ("batch_size", 0, r"TrainConfig.batch_size must be a positive integer, got 0"),
+        ("steps", 0, r"TrainConfig.steps must be a positive integer, got 0"),
+        ("steps", -3, r"TrainConfig.steps must be a positive integer"),
+        ("epochs", 0, r"TrainConfig.epochs must be a positive number"),
+        ("checkpoint_every", 0, r"TrainConfig.checkpoint_every must be a positive integer"),
+        ("grad_clip", 0.0, r"TrainConfig.grad_clip must be positive"),
+        ("n_latents", 0, r"TrainConfig.n_latents must be a positive integer"),
+        ("k", 0, r"TrainConfig.k must be a positive integer"),
+    ],
+)
+def test_train_config_out_of_range(field, value, message):
+    with pytest.raises(sae_core.ConfigError, match=message):
+        TrainConfig(**{"n_latents": 16, "k": 2, field: value})
+
+
+def test_train_refuses_bad_data_and_folders(tmp_path):
+    x = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+    cfg = TrainConfig(n_latents=16, k=2, batch_size=64, steps=2)
+    bad = x.copy()
+    bad[150, 3] = np.inf
+    with pytest.raises(sae_core.ShapeError, match=r"NaN/Inf values \(row 150"):
+        train(
+            bad,
+            TrainConfig(n_latents=16, k=2, batch_size=200, steps=1),
+            tmp_path / "a",
+            progress=False,
+        )
+    with pytest.raises(sae_core.ShapeError, match=r"targets must be a 2-D .* shape \(200,\)"):
+        train(x, cfg, tmp_path / "b", targets=np.zeros(200, np.float32), progress=False)
+    with pytest.raises(sae_core.ShapeError, match="zero variance"):
+        train(np.ones((200, 8), np.float32), cfg, tmp_path / "c", progress=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(sae_core.ConfigError, match="is a file; pass a folder"):
+        train(x, cfg, tmp_path / "file", progress=False)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "trainer_state.pt").write_bytes(b"garbage")
+    with pytest.raises(sae_core.ConfigError, match="cannot resume from .*delete it to start over"):
+        train(x, cfg, tmp_path / "d", progress=False)
+
+
+def test_evaluate_bad_input():
+    sae = sae_core.SparseCoder(sae_core.SAEConfig(d_in=8, n_latents=16, k=2))
+    with pytest.raises(sae_core.ShapeError, match=r"N > 0, d\], got shape \(0, 8\)"):
+        evaluate(sae, torch.zeros(0, 8))
+    with pytest.raises(sae_core.ShapeError, match="zero variance"):
+        evaluate(sae, torch.ones(4, 8))
+    with pytest.raises(sae_core.ConfigError, match="batch must be positive"):
+        evaluate(sae, torch.randn(4, 8), batch=0)

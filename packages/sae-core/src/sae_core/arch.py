@@ -61,8 +61,20 @@ class SAEConfig:
             raise ConfigError(f"input_bias must be 'b_dec' or 'none', got {self.input_bias!r}")
         for name in ("d_in", "n_latents", "d_out"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
+            if not _is_int(v) or v <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if self.k is not None and not _is_int(self.k):
+            raise ConfigError(f"k must be an integer, got {self.k!r}; set k to a whole number")
+        if self.batchtopk_mode not in ("threshold", "batch"):
+            raise ConfigError(
+                f"batchtopk_mode must be 'threshold' or 'batch', got {self.batchtopk_mode!r}"
+            )
+        if not isinstance(self.exclude_tokens, (list, tuple)) or not all(
+            _is_int(t) for t in self.exclude_tokens
+        ):
+            raise ConfigError(
+                f"exclude_tokens must be a list of token ids, got {self.exclude_tokens!r}"
+            )
         if self.activation in ("topk", "batchtopk", "groupmax"):
             if self.k is None:
                 raise ConfigError(f"activation {self.activation!r} needs k; set k in the config")
@@ -84,7 +96,17 @@ class SAEConfig:
         unknown = set(d) - names
         if unknown:
             raise ConfigError(f"unknown SAEConfig fields {sorted(unknown)}")
+        missing = [k for k in ("d_in", "n_latents") if k not in d]
+        if missing:
+            raise ConfigError(f"SAEConfig is missing required field(s) {missing}; add them")
         return cls(**d)
+
+
+def _is_int(v: Any) -> bool:
+    """A true integer (Python or NumPy), not a bool or a float such as 2.0."""
+    import numbers
+
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 @dataclass
@@ -175,11 +197,41 @@ class SparseCoder(nn.Module):
         return self.W_dec.norm(dim=1)
 
     def check_input(self, x: torch.Tensor) -> None:
+        """Refuse inputs that would give a deep torch error or silently wrong codes: not a tensor,
+        no feature dimension, the wrong width, another floating dtype, NaN/Inf values (CPU)."""
+        if not isinstance(x, torch.Tensor):
+            raise ShapeError(
+                f"the input must be a torch.Tensor [..., d_in], got {type(x).__name__}; "
+                "convert it with torch.as_tensor"
+            )
+        if x.dim() == 0:
+            raise ShapeError(f"the input must have shape [..., d_in={self.cfg.d_in}], got a scalar")
         if x.shape[-1] != self.cfg.d_in:
             raise ShapeError(
                 f"input width {x.shape[-1]} does not match the coder's d_in={self.cfg.d_in}"
                 + (f" (site {self.cfg.site})" if self.cfg.site else "")
                 + "; attach the coder to the site it was trained on"
+            )
+        if x.is_floating_point() and x.dtype != self.W_enc.dtype:
+            raise ShapeError(
+                f"input dtype {x.dtype} does not match the coder's {self.W_enc.dtype}; "
+                f"pass x.to({self.W_enc.dtype}) (or convert the coder with .to(dtype))"
+            )
+        # the finite check runs on CPU tensors only: on an accelerator it would force a device
+        # sync on every encode (splice hooks, training steps); NaN there propagates into the codes
+        if x.numel() and x.device.type == "cpu" and not bool(torch.isfinite(x).all()):
+            bad = (~torch.isfinite(x)).reshape(-1, x.shape[-1]).any(-1).nonzero()
+            raise ShapeError(
+                f"the input has NaN/Inf values in {bad.numel()} of {x.numel() // x.shape[-1]} rows "
+                f"(first: row {int(bad[0, 0])}); the codes would be meaningless: check the model's "
+                "dtype and inputs"
+            )
+
+    def _check_latents(self, width: int, what: str) -> None:
+        if width != self.cfg.n_latents:
+            raise ShapeError(
+                f"{what} have width {width} but the coder has n_latents={self.cfg.n_latents}; "
+                "decode with the coder that encoded them"
             )
 
     # ------------------------------------------------------------------ encode
@@ -227,6 +279,11 @@ class SparseCoder(nn.Module):
             pre *= self.dec_norms()
         return pre
 
+    def _check_tensor(self, x: torch.Tensor) -> None:
+        """The checks :meth:`check_input` makes before any reshape (tensor, not a scalar)."""
+        if not isinstance(x, torch.Tensor) or x.dim() == 0:
+            self.check_input(x)
+
     def _flat_heads(self, x: torch.Tensor) -> torch.Tensor:
         """SAELens ``reshape_activations="hook_z"``: accept [..., heads, d_head] and flatten it."""
         if (
@@ -240,6 +297,7 @@ class SparseCoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Dense activations f [..., n] (hook_z coders also take [..., heads, d_head])."""
+        self._check_tensor(x)
         x = self._flat_heads(x)
         shape = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1])
@@ -272,7 +330,7 @@ class SparseCoder(nn.Module):
                     f = a * (a > self.threshold)
             else:  # pragma: no cover - validated in SAEConfig
                 raise ConfigError(act)
-        return f.reshape(*shape, -1)
+        return f.reshape(*shape, f.shape[-1])
 
     def _groupmax(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k = self.cfg.k
@@ -297,6 +355,11 @@ class SparseCoder(nn.Module):
     @torch.no_grad()
     def encode_sparse(self, x: torch.Tensor, chunk_rows: int | None = None) -> SparseCodes:
         """CSR codes of x [N, d_in] with zeros dropped; never holds more than ``chunk_rows`` dense rows."""
+        if chunk_rows is not None and chunk_rows < 0:
+            raise ConfigError(
+                f"chunk_rows must be positive (or None for the default), got {chunk_rows}"
+            )
+        self._check_tensor(x)
         x = self._flat_heads(x)
         x = x.reshape(-1, x.shape[-1])
         chunk = chunk_rows or self.chunk_rows()
@@ -322,6 +385,11 @@ class SparseCoder(nn.Module):
     # ------------------------------------------------------------------ decode
     def decode(self, f: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """Reconstruction from dense f; ``x`` (the input) is needed for skip and input normalisation."""
+        if not isinstance(f, torch.Tensor) or f.dim() == 0:
+            raise ShapeError(
+                f"latents must be a torch.Tensor [..., n_latents], got {type(f).__name__}"
+            )
+        self._check_latents(f.shape[-1], "the latents")
         if self.cfg.rescale_by_dec_norm:
             f = f / self.dec_norms()
         y = f @ self.W_dec + self.b_dec
@@ -347,6 +415,7 @@ class SparseCoder(nn.Module):
 
     def decode_sparse(self, codes: SparseCodes, x: torch.Tensor | None = None) -> torch.Tensor:
         """Sparse decode with ``embedding_bag`` (sum of selected decoder rows)."""
+        self._check_latents(codes.n_latents, "the sparse codes")
         val = codes.val.to(self.W_dec.dtype)
         idx = codes.idx.long()
         if self.cfg.rescale_by_dec_norm:
@@ -389,6 +458,11 @@ def concat_codes(parts: list[SparseCodes], n_latents: int, like: torch.Tensor) -
 
 def fvu(y: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
     """Fraction of variance unexplained, sparsify's definition: Σ‖y−ŷ‖² / Σ‖y−ȳ‖² (uncentred error)."""
+    if y.shape != y_hat.shape:
+        raise ShapeError(
+            f"fvu needs the target and the reconstruction in one shape, got {tuple(y.shape)} and "
+            f"{tuple(y_hat.shape)}"
+        )
     y = y.reshape(-1, y.shape[-1])
     y_hat = y_hat.reshape(-1, y.shape[-1])
     total = (y - y.mean(0)).pow(2).sum()

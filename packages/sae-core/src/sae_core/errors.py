@@ -12,7 +12,7 @@ class ConfigError(SAECoreError):
 
 
 class ShapeError(SAECoreError):
-    """A weight tensor or an activation has the wrong shape."""
+    """A weight tensor or an activation has the wrong shape, dtype or non-finite values."""
 
 
 class FormatError(SAECoreError):
@@ -21,3 +21,7 @@ class FormatError(SAECoreError):
 
 class CacheError(SAECoreError):
     """A latent cache cannot be written, resumed or read."""
+
+
+class LatentIndexError(CacheError, IndexError):
+    """A latent, row or token index outside a cache's range (also an :class:`IndexError`)."""

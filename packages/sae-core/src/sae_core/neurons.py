@@ -70,7 +70,10 @@ class NeuronCoder(nn.Module):
     ) -> NeuronCoder:
         from lm_kit.hookpoints import resolve
 
-        site = resolve(model, f"neurons.{layer}", probe=True)[0]
+        try:
+            site = resolve(model, f"neurons.{layer}", probe=True)[0]
+        except ValueError as e:  # lm-kit SiteError: unknown or out-of-range layer
+            raise ConfigError(f"no MLP neurons at layer {layer!r}: {e}") from None
         w = getattr(site.module, "weight", None)
         down = None
         if w is not None:
@@ -95,6 +98,8 @@ class NeuronCoder(nn.Module):
         return x.float() @ self.R if self.rotate else x.float()
 
     def encode_topk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(x, torch.Tensor) or x.dim() == 0:
+            raise ShapeError(f"the input must be a torch.Tensor [..., d_mlp={self.d_in}]")
         z = self._z(x.reshape(-1, x.shape[-1]))
         score = z if self.select == "value" else z.abs()
         idx = torch.topk(score, self.k, dim=-1, sorted=False).indices
@@ -103,7 +108,7 @@ class NeuronCoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         idx, val = self.encode_topk(x)
         f = torch.zeros(idx.shape[0], self.n_latents, dtype=val.dtype, device=val.device)
-        return f.scatter_(-1, idx, val).reshape(*x.shape[:-1], -1)
+        return f.scatter_(-1, idx, val).reshape(*x.shape[:-1], self.n_latents)
 
     @torch.no_grad()
     def encode_sparse(self, x: torch.Tensor, chunk_rows: int | None = None) -> SparseCodes:
@@ -111,6 +116,11 @@ class NeuronCoder(nn.Module):
         return SparseCodes.from_topk(idx, val, self.n_latents, keep_negative=True)
 
     def decode(self, f: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        if f.shape[-1] != self.n_latents:
+            raise ShapeError(
+                f"the latents have {f.shape[-1]} units but the coder has {self.n_latents}; "
+                "decode with the coder that encoded them"
+            )
         return f @ self.R.T if self.rotate else f
 
     def residual_directions(self) -> torch.Tensor:
@@ -126,6 +136,11 @@ class NeuronCoder(nn.Module):
 def randomized(sae: SparseCoder, seed: int = 0) -> SparseCoder:
     """Random-weights control with the same shapes: Gaussian unit decoder rows scaled to the original
     row norms, encoder = decoderᵀ, zero encoder bias; b_dec, thresholds and k are kept."""
+    if not isinstance(sae, SparseCoder):
+        raise ConfigError(
+            f"randomized needs a SparseCoder (an SAE or transcoder), got {type(sae).__name__}; "
+            "for neurons, use NeuronCoder(rotate=True, seed=...) as the random-basis control"
+        )
     out = copy.deepcopy(sae)
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(sae.W_dec.shape, generator=g)

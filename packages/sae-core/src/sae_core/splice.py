@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from sae_core.errors import ConfigError
+
 
 def splice(
     model: Any,
@@ -24,7 +26,7 @@ def splice(
 
     site = site or sae.cfg.site
     if site is None:
-        raise ValueError("the coder has no site; pass site=")
+        raise ConfigError("the coder records no site; pass site= (e.g. site='resid_post.6')")
 
     def fn(h: torch.Tensor) -> torch.Tensor:
         x = h.float()

@@ -13,7 +13,9 @@ import numpy as np
 from sae_core.cache.sketch import jaccard_from_bins
 from sae_core.cache.stats import LatentStats
 from sae_core.cache.topn import window_hash
-from sae_core.errors import CacheError
+from sae_core.errors import CacheError, LatentIndexError
+
+VERSION = 1  # the newest on-disk format this reader understands (see cache.writer.VERSION)
 
 
 @dataclass
@@ -78,10 +80,27 @@ class LatentCache:
             raise CacheError(
                 f"{root} is not a latent cache (no manifest.json); create it with cache_latents"
             )
-        m = json.loads(mpath.read_text())
+        try:
+            m = json.loads(mpath.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CacheError(f"{mpath} is damaged ({e}); rebuild the cache") from None
+        if not isinstance(m, dict):
+            raise CacheError(f"{mpath} is damaged (not a JSON object); rebuild the cache")
+        version = m.get("version")
+        if not isinstance(version, int) or version > VERSION:
+            raise CacheError(
+                f"{root} has cache format version {version!r}; this sae-core reads versions "
+                f"1..{VERSION}: upgrade sae-core or rebuild the cache"
+            )
         if not m.get("complete"):
             raise CacheError(
                 f"{root} is an unfinished cache; rerun cache_latents with the same arguments to resume"
+            )
+        need = ("ctx", "window", "tok_bytes", "n_rows", "n_tokens", "coders")
+        missing = [k for k in need if k not in m]
+        if missing or not isinstance(m["coders"], dict):
+            raise CacheError(
+                f"{mpath} is damaged (missing fields {missing or ['coders']}); rebuild the cache"
             )
         return m
 
@@ -110,6 +129,8 @@ class LatentCache:
         for s in self._shards:
             d = self.root / self.coder / f"shard_{s['lo']}_{s['hi']}"
             for f, want in s["sha256"].items():
+                if not (d / f).is_file():
+                    raise CacheError(f"{d / f} is missing; the cache is damaged: rebuild it")
                 h = hashlib.sha256((d / f).read_bytes()).hexdigest()
                 if h != want:
                     raise CacheError(
@@ -117,17 +138,52 @@ class LatentCache:
                     )
 
     # ------------------------------------------------------------------ tokens
+    def _load(self, path: Path, mmap: bool = True) -> np.ndarray:
+        """``np.load`` with a clear error for a missing or damaged file of the cache."""
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None)
+        except FileNotFoundError:
+            raise CacheError(f"{path} is missing; the cache is damaged: rebuild it") from None
+        except (ValueError, OSError, EOFError) as e:
+            raise CacheError(
+                f"cannot read {path} ({e}); the cache is damaged: rebuild it"
+            ) from None
+
+    def _load_npz(self, name: str) -> dict[str, np.ndarray]:
+        path = self.root / self.coder / name
+        try:
+            with np.load(path) as z:
+                return {k: z[k] for k in z.files}
+        except FileNotFoundError:
+            raise CacheError(f"{path} is missing; the cache is damaged: rebuild it") from None
+        except Exception as e:  # zipfile.BadZipFile, EOFError, ValueError on a damaged file
+            raise CacheError(
+                f"cannot read {path} ({e}); the cache is damaged: rebuild it"
+            ) from None
+
+    def _check_latent(self, i: int) -> int:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise LatentIndexError(f"latent index must be an integer, got {i!r}")
+        if not 0 <= i < self.n_latents:
+            raise LatentIndexError(f"latent {i} out of range 0..{self.n_latents - 1}")
+        return int(i)
+
+    def _check_row(self, row: int) -> int:
+        if not 0 <= row < self.n_rows:
+            raise LatentIndexError(f"row {row} out of range 0..{self.n_rows - 1}")
+        return int(row)
+
     @cached_property
     def tokens(self) -> np.ndarray:
-        return np.load(self.root / "tokens.npy", mmap_mode="r")
+        return self._load(self.root / "tokens.npy")
 
     @cached_property
     def rows(self) -> np.ndarray:
-        return np.load(self.root / "rows.npy", mmap_mode="r")
+        return self._load(self.root / "rows.npy")
 
     @cached_property
     def recorded(self) -> np.ndarray:
-        packed = np.load(self.root / "mask.npy")
+        packed = self._load(self.root / "mask.npy", mmap=False)
         return np.unpackbits(packed, axis=-1, count=self.ctx).astype(bool)
 
     @property
@@ -140,16 +196,15 @@ class LatentCache:
 
     # ------------------------------------------------------------------ latents
     def _shard(self, i: int) -> tuple[dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        if not 0 <= i < self.n_latents:
-            raise IndexError(f"latent {i} out of range 0..{self.n_latents - 1}")
+        i = self._check_latent(i)
         k = int(np.searchsorted(self._lo, i, side="right") - 1)
         s = self._shards[k]
         if k not in self._mm:
             d = self.root / self.coder / f"shard_{s['lo']}_{s['hi']}"
             self._mm[k] = (
-                np.load(d / "indptr.npy", mmap_mode="r"),
-                np.load(d / "tok.npy", mmap_mode="r"),
-                np.load(d / "val.npy", mmap_mode="r"),
+                self._load(d / "indptr.npy"),
+                self._load(d / "tok.npy"),
+                self._load(d / "val.npy"),
             )
         return s, self._mm[k]
 
@@ -171,27 +226,26 @@ class LatentCache:
 
     @cached_property
     def stats(self) -> LatentStats:
-        with np.load(self.root / self.coder / "stats.npz") as z:
-            return LatentStats.from_state({k: z[k] for k in z.files})
+        return LatentStats.from_state(self._load_npz("stats.npz"))
 
     @cached_property
     def _topn(self) -> dict[str, np.ndarray]:
-        with np.load(self.root / self.coder / "topn.npz") as z:
-            return {k: z[k] for k in z.files}
+        return self._load_npz("topn.npz")
 
     @cached_property
     def _res(self) -> dict[str, np.ndarray]:
-        with np.load(self.root / self.coder / "reservoir.npz") as z:
-            return {k: z[k] for k in z.files}
+        return self._load_npz("reservoir.npz")
 
     def topn(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-N window maxima of latent ``i`` (descending) and their peak global tokens."""
+        i = self._check_latent(i)
         v, k = self._topn["val"][i], self._topn["key"][i]
         ok = np.isfinite(v)
         return v[ok], k[ok].astype(np.int64)
 
     def reservoir(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(hash ascending, peak global tokens, window maxima): a uniform sample of active windows."""
+        i = self._check_latent(i)
         h = self._res["hash"][i]
         ok = h != np.iinfo(np.uint64).max
         return h[ok], self._res["key"][i][ok].astype(np.int64), self._res["val"][i][ok]
@@ -205,21 +259,24 @@ class LatentCache:
                 f"{self.root} ({self.coder}) has no co-occurrence sketch; rebuild the cache with "
                 "CacheConfig(cooccurrence_bins=128)"
             )
-        with np.load(path) as z:
-            return z["minhash"]
+        return self._load_npz("cooccurrence.npz")["minhash"]
 
     def jaccard(self, i: int, j: int | np.ndarray | None = None) -> float | np.ndarray:
         """MinHash estimate of |T_i ∩ T_j| / |T_i ∪ T_j| over the tokens where latents fire
         (``j`` an array or None = all latents: a vector), in O(bins) per pair."""
         t = self.cooccurrence_sketch
+        i = self._check_latent(i)
         if j is None:
             return jaccard_from_bins(t[i][None, :], t)
         if np.ndim(j) == 0:
-            return float(jaccard_from_bins(t[i], t[int(j)]))
-        return jaccard_from_bins(t[i][None, :], t[np.asarray(j)])
+            return float(jaccard_from_bins(t[i], t[self._check_latent(j)]))
+        jj = np.asarray(j)
+        if jj.size and (jj.dtype.kind not in "iu" or jj.min() < 0 or jj.max() >= self.n_latents):
+            raise LatentIndexError(f"latents j must be integers in 0..{self.n_latents - 1}")
+        return jaccard_from_bins(t[i][None, :], t[jj])
 
     def max_activation(self, i: int | None = None) -> float:
-        return float(self.stats.max.max() if i is None else self.stats.max[i])
+        return float(self.stats.max.max() if i is None else self.stats.max[self._check_latent(i)])
 
     # ------------------------------------------------------------------ windows
     def row_span(self, row: int) -> tuple[int, int]:
@@ -234,7 +291,13 @@ class LatentCache:
 
         ``align="peak"``: the peak sits at ``peak_offset``; ``align="grid"``: the ``width``-token grid cell.
         """
-        width = width or self.window_width
+        width = self.window_width if width is None else width
+        if width <= 0:
+            raise CacheError(f"window width must be positive, got {width}")
+        if not 0 <= int(peak) < self.n_tokens:
+            raise LatentIndexError(
+                f"peak token {peak} out of range 0..{self.n_tokens - 1} (global token ids)"
+            )
         row, pos = divmod(int(peak), self.ctx)
         first, end_real = self.row_span(row)
         if align == "grid":
@@ -264,6 +327,7 @@ class LatentCache:
         return out
 
     def dense_row_activations(self, i: int, row: int) -> np.ndarray:
+        row = self._check_row(row)
         tok, val = self.latent(i)
         lo, hi = np.searchsorted(tok, [row * self.ctx, (row + 1) * self.ctx])
         out = np.zeros(self.ctx, np.float32)
@@ -317,6 +381,10 @@ class LatentCache:
         """Equal-count activation bins over all active windows (exact, from the CSR); ``per_bin`` windows
         per bin. ``split`` ∈ {train, test, all}: a window is train iff h(seed, window) is even, so train and
         test never share a window. Fewer windows than asked → fewer returned (never skipped)."""
+        if bins <= 0 or per_bin < 0:
+            raise CacheError(
+                f"bins must be positive and per_bin >= 0, got bins={bins}, per_bin={per_bin}"
+            )
         peaks, maxima = self.active_windows(i)
         if peaks.size == 0:
             return []

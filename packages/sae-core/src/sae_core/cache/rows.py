@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -71,7 +71,7 @@ def build_rows(
     def pieces():
         if mode == "doc":
             for d, doc in enumerate(docs):
-                arr = np.asarray(doc, dtype=np.int64)
+                arr = _token_ids(d, doc)
                 for off in range(0, len(arr), body):
                     yield d, off, arr[off : off + body], None
         elif mode == "concat":
@@ -79,7 +79,8 @@ def build_rows(
             seps: list[bool] = []
             start_doc, start_off = 0, 0
             for d, doc in enumerate(docs):
-                for j, t in enumerate(list(doc) + ([eos_id] if eos_id is not None else [])):
+                doc = _token_ids(d, doc).tolist()
+                for j, t in enumerate(doc + ([eos_id] if eos_id is not None else [])):
                     if not buf:
                         start_doc, start_off = d, j
                     buf.append(int(t))
@@ -123,6 +124,22 @@ def build_rows(
             "the dataset is empty: no document has any token; pass non-empty documents"
         )
     return RowSet(np.stack(toks), np.asarray(meta, dtype=np.int64), np.stack(rec_rows))
+
+
+def _token_ids(d: int, doc: Any) -> np.ndarray:
+    """Document ``d`` as int64 token ids; anything but a flat list of integers is refused (floats
+    would be truncated silently, nested lists fail deep inside NumPy)."""
+    try:
+        arr = np.asarray(doc)
+    except (ValueError, TypeError):
+        arr = None
+    if arr is None or arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise CacheError(
+            f"document {d} is not a flat list of integer token ids (got {type(doc).__name__}"
+            f"{'' if arr is None else f' of dtype {arr.dtype}, shape {arr.shape}'}); pass token-id "
+            "lists, or strings with tokenizer="
+        )
+    return arr.astype(np.int64, copy=False)
 
 
 def tokenize_documents(tokenizer, texts: Iterable[str]) -> list[list[int]]:

@@ -56,6 +56,41 @@ class CacheConfig:
     checkpoint_every_batches: int | None = None
     progress: bool = True
 
+    def validate(self) -> None:
+        """Refuse out-of-range settings up front, naming the field (before any file is written)."""
+        for name in ("batch_rows", "top_n", "reservoir", "window"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise CacheError(f"CacheConfig.{name} must be a positive integer, got {v!r}")
+        b = self.cooccurrence_bins
+        if isinstance(b, bool) or not isinstance(b, int) or b < 0 or (b and b & (b - 1)):
+            raise CacheError(
+                f"CacheConfig.cooccurrence_bins must be 0 (off) or a power of two such as 128, "
+                f"got {b!r}"
+            )
+        for name in ("shard_max_mb", "ram_budget_mb"):
+            if not getattr(self, name) > 0:
+                raise CacheError(
+                    f"CacheConfig.{name} must be positive, got {getattr(self, name)!r}"
+                )
+        if not self.checkpoint_every_s >= 0:
+            raise CacheError(
+                f"CacheConfig.checkpoint_every_s must be >= 0, got {self.checkpoint_every_s!r}"
+            )
+        if self.spill_mb is not None and not self.spill_mb > 0:
+            raise CacheError(
+                f"CacheConfig.spill_mb must be positive or None, got {self.spill_mb!r}"
+            )
+        if self.checkpoint_every_batches is not None and self.checkpoint_every_batches < 0:
+            raise CacheError(
+                "CacheConfig.checkpoint_every_batches must be positive or None, got "
+                f"{self.checkpoint_every_batches!r}"
+            )
+        if self.max_tokens is not None and self.max_tokens <= 0:
+            raise CacheError(
+                f"CacheConfig.max_tokens must be positive or None (no cap), got {self.max_tokens!r}"
+            )
+
     def hashed(self) -> dict[str, Any]:
         d = asdict(self)
         for k in (
@@ -97,10 +132,29 @@ def _coder_items(coders: Any) -> list[tuple[str, str, Any]]:
                 out += [(site, name, cc) for name, cc in c.items()]
             else:
                 out.append((site, "sae", c))
+    elif hasattr(coders, "encode_sparse"):
+        raise CacheError(
+            "coders must map sites to coders, got a single coder; pass {site: coder}, "
+            "e.g. {sae.cfg.site: sae}"
+        )
     else:
-        out = [tuple(t) for t in coders]
+        try:
+            out = [tuple(t) for t in coders]
+        except TypeError:
+            raise CacheError(
+                f"coders must be {{site: coder}}, {{site: {{name: coder}}}} or [(site, name, coder)], "
+                f"got {type(coders).__name__}"
+            ) from None
+        if any(len(t) != 3 for t in out):
+            raise CacheError("a list of coders must hold (site, name, coder) triples")
     if not out:
         raise CacheError("no coders given; pass {site: coder}")
+    for site, name, c in out:
+        if not (hasattr(c, "encode_sparse") and hasattr(c, "n_latents")):
+            raise CacheError(
+                f"coder {name!r} at site {site!r} is a {type(c).__name__}, not a coder; load it "
+                "first (sae_core.load(path)) or pass a NeuronCoder"
+            )
     return out
 
 
@@ -176,8 +230,19 @@ def cache_latents(
     from lm_kit.hooks import capture, run
 
     cfg = cfg or CacheConfig()
+    cfg.validate()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CacheError(f"{out} is a file; pass a new (or the same cache's) output folder")
     items = _coder_items(coders)
+    if cfg.latents:
+        keys = [f"{s}/{n}" for s, n, _ in items]
+        unknown = sorted(set(cfg.latents) - set(keys))
+        if unknown:
+            raise CacheError(
+                f"CacheConfig.latents names coders {unknown} that are not cached; use keys of the "
+                f"form '<site>/<name>': {keys}"
+            )
     rowset = _make_rows(docs, cfg, tokenizer, model)
     ctx = rowset.ctx
     if cfg.window <= 0 or cfg.window > ctx:
@@ -217,8 +282,8 @@ def cache_latents(
         "coders": coder_meta,
     }
     if (out / "manifest.json").is_file():
-        old = json.loads((out / "manifest.json").read_text())
-        _check_same(old, manifest)
+        old = _read_json(out / "manifest.json", "delete the folder and rerun")
+        _check_same(old, manifest, out)
         if old.get("complete"):
             return out
     states: list[_CoderState] = []
@@ -227,7 +292,7 @@ def cache_latents(
         subset = None
         if cfg.latents and key in cfg.latents:
             subset = np.zeros(c.n_latents, bool)
-            subset[np.asarray(cfg.latents[key], dtype=np.int64)] = True
+            subset[_latent_subset(cfg.latents[key], key, int(c.n_latents))] = True
         states.append(
             _CoderState(
                 key,
@@ -421,9 +486,20 @@ def _bos_id(model: Any, tokenizer: Any) -> int | None:
 def _make_rows(docs: Any, cfg: CacheConfig, tokenizer: Any, model: Any) -> RowSet:
     if isinstance(docs, RowSet):
         return docs
+    if isinstance(docs, (str, bytes)):
+        raise CacheError(
+            "docs is a single string; pass a list of documents (e.g. [text]), not one text "
+            "(it would be cached one character per document)"
+        )
     docs = list(docs)
     if not docs:
         raise CacheError("the dataset is empty: pass at least one non-empty document")
+    n_str = sum(isinstance(d, str) for d in docs)
+    if 0 < n_str < len(docs):
+        raise CacheError(
+            f"docs mixes {n_str} strings with {len(docs) - n_str} other documents; pass all "
+            "strings (with tokenizer=) or all token-id lists"
+        )
     if isinstance(docs[0], str):
         if tokenizer is None:
             raise CacheError("documents are strings: pass tokenizer= (or pre-tokenised id lists)")
@@ -477,16 +553,55 @@ def _check_sites(model: Any, items: list[tuple[str, str, Any]]) -> None:
             )
 
 
-def _check_same(old: dict[str, Any], new: dict[str, Any]) -> None:
+def _latent_subset(ids: Any, key: str, n: int) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise CacheError(f"CacheConfig.latents[{key!r}] must be a list of latent ids, got {ids!r}")
+    arr = arr.astype(np.int64)
+    bad = arr[(arr < 0) | (arr >= n)]
+    if bad.size:
+        raise CacheError(
+            f"CacheConfig.latents[{key!r}] has latent ids outside 0..{n - 1} (e.g. {int(bad[0])}); "
+            "pass ids of this coder's latents"
+        )
+    return arr
+
+
+def _read_json(path: Path, fix: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CacheError(f"{path} is damaged ({e}); {fix}") from None
+    if not isinstance(data, dict):
+        raise CacheError(f"{path} is damaged (not a JSON object); {fix}")
+    return data
+
+
+# keys the writer adds to a coder's manifest entry at finalize (not settings)
+_RESULT_KEYS = ("shards", "nnz")
+
+
+def _settings(coders: Any) -> Any:
+    if not isinstance(coders, dict):
+        return coders
+    return {
+        k: {kk: vv for kk, vv in v.items() if kk not in _RESULT_KEYS} if isinstance(v, dict) else v
+        for k, v in coders.items()
+    }
+
+
+def _check_same(old: dict[str, Any], new: dict[str, Any], out: Path | None = None) -> None:
+    keys = ("version", "ctx", "n_rows", "data_digest", "model_hash", "config", "coders")
+    norm = {"coders": _settings}
     diffs = [
         k
-        for k in ("version", "ctx", "n_rows", "data_digest", "model_hash", "config", "coders")
-        if old.get(k) != new.get(k)
+        for k in keys
+        if norm.get(k, lambda v: v)(old.get(k)) != norm.get(k, lambda v: v)(new.get(k))
     ]
     if diffs:
         detail = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}"[:300] for k in diffs)
         raise CacheError(
-            f"{new.get('out', 'the output folder')} holds a cache made with different settings "
+            f"{out or 'the output folder'} holds a cache made with different settings "
             f"({detail}); use another output folder or delete it"
         )
 
@@ -606,7 +721,25 @@ def _restore(out: Path, states: list[_CoderState]) -> tuple[int, int, int]:
         for p in runs_dir.iterdir():
             p.unlink()
         return 0, 0, 0
-    prog = json.loads(prog_path.read_text())
+    fix = f"delete {prog_path} and {runs_dir} to restart the run (or delete the folder)"
+    prog = _read_json(prog_path, fix)
+    if not {"cursor", "flush_id", "state", "skipped_batches", "runs"} <= set(prog):
+        raise CacheError(f"{prog_path} is damaged (missing fields); {fix}")
+    missing = [
+        name
+        for name in [prog["state"]]
+        + [
+            f"{r}.{part}.npy"
+            for rs in prog["runs"].values()
+            for r in rs
+            for part in ("counts", "tok", "val")
+        ]
+        if not (runs_dir / name).is_file()
+    ]
+    if missing:
+        raise CacheError(
+            f"{out} cannot be resumed: files listed in progress.json are missing ({missing[:3]}); {fix}"
+        )
     listed = set()
     for st in states:
         st.runs = list(prog["runs"].get(st.key, []))

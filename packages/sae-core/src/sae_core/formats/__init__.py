@@ -69,7 +69,14 @@ def download(repo_id: str, hookpoint: str | None = None, revision: str | None = 
         raise FormatError(
             f"{repo_id!r} is not a local folder and HF_HUB_OFFLINE is set; pass a local path"
         )
-    local = Path(snapshot_download(repo_id, allow_patterns=patterns, revision=revision))
+    try:
+        local = Path(snapshot_download(repo_id, allow_patterns=patterns, revision=revision))
+    except Exception as e:  # offline, unknown repo, gated repo: huggingface_hub's own errors
+        raise FormatError(
+            f"{repo_id!r} is not a local folder and could not be downloaded from the hub "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); check the path "
+            "or the hub id, or download the coder and pass its folder"
+        ) from None
     return local / hookpoint if hookpoint else local
 
 
@@ -109,6 +116,8 @@ def save(
 ) -> Path:
     """Save in ``fmt``; sparsify writes ``path/<hookpoint>/``, the others write ``path/``."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FormatError(f"{path} is a file; save into a folder (a new or existing directory)")
     if fmt == "sparsify":
         return save_sparsify(sae, path, hookpoint)
     if fmt == "saelens":

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from sae_core.errors import ConfigError, FormatError
+from sae_core.errors import ConfigError, FormatError, ShapeError
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -32,6 +32,47 @@ def require(cfg: dict[str, Any], keys: list[str], path: Path, hint: str = "") ->
         raise ConfigError(
             f"{path} is missing required field(s) {missing}" + (f"; {hint}" if hint else "")
         )
+
+
+def int_field(cfg: dict[str, Any], key: str, path: Path, default: Any = None) -> Any:
+    """``cfg[key]`` as an int (``default`` when absent or null); a value that is not a whole
+    number (a string, 2.5, true) is a :class:`ConfigError` naming the field, not a truncation."""
+    v = cfg.get(key)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
+        raise ConfigError(f"{path}: field {key!r} must be a whole number, got {v!r}; fix the file")
+    return int(v)
+
+
+def float_field(cfg: dict[str, Any], key: str, path: Path) -> float | None:
+    """``cfg[key]`` as a float (None when absent or null), else a :class:`ConfigError`."""
+    v = cfg.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ConfigError(f"{path}: field {key!r} must be a number, got {v!r}; fix the file")
+    return float(v)
+
+
+def dict_field(cfg: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """``cfg[key]`` when it is a JSON object ({} when absent or null), else a :class:`ConfigError`."""
+    v = cfg.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ConfigError(
+            f"{path}: field {key!r} must be a JSON object, got {type(v).__name__}; fix the file"
+        )
+    return v
+
+
+def matrix_shape(t: Any, name: str, path: Path, what: str) -> tuple[int, int]:
+    """The two dimensions of a weight matrix, or a :class:`ShapeError` naming the tensor."""
+    shape = tuple(t.shape)
+    if len(shape) != 2:
+        raise ShapeError(f"{path}: tensor {name!r} has shape {shape}, expected a matrix {what}")
+    return int(shape[0]), int(shape[1])
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

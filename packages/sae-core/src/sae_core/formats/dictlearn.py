@@ -10,12 +10,13 @@ activations are the unscaled ones; the reconstruction is unchanged).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from sae_core.arch import SAEConfig, SparseCoder
 from sae_core.errors import ConfigError, FormatError, ShapeError
-from sae_core.formats.common import read_json, require
+from sae_core.formats.common import dict_field, read_json, require
 
 WEIGHTS = "ae.pt"
 CFG = "config.json"
@@ -36,10 +37,16 @@ def load_dictlearn(folder: Path, device: str = "cpu") -> SparseCoder:
             f"{folder / WEIGHTS} cannot be loaded with torch.load(weights_only=True) ({e}); "
             "re-save it as a plain state dict of tensors"
         ) from None
+    if not isinstance(sd, dict):
+        raise FormatError(
+            f"{folder / WEIGHTS} holds a {type(sd).__name__}, not a state dict; save "
+            "ae.state_dict() instead"
+        )
     trainer = {}
     if (folder / CFG).is_file():
-        trainer = read_json(folder / CFG).get("trainer", {}) or {}
+        trainer = dict_field(read_json(folder / CFG), "trainer", folder / CFG)
     cls = trainer.get("dict_class") or _guess_class(sd)
+    _require_tensors(sd, _KEYS.get(cls, ()), folder / WEIGHTS, cls)
     site = trainer.get("submodule_name")
     meta = {"format": "dictlearn", "dict_class": cls, "layer": trainer.get("layer")}
     if cls == "AutoEncoder":
@@ -104,6 +111,29 @@ def load_dictlearn(folder: Path, device: str = "cpu") -> SparseCoder:
         )
     require({"dict_class": cls}, ["dict_class"], folder / CFG)
     return SparseCoder(cfg, device=device).load_canonical(t, source=str(folder / WEIGHTS))
+
+
+_KEYS = {
+    "AutoEncoder": ("encoder.weight", "encoder.bias", "decoder.weight", "bias"),
+    "AutoEncoderTopK": ("encoder.weight", "encoder.bias", "decoder.weight", "b_dec"),
+    "BatchTopKSAE": ("encoder.weight", "encoder.bias", "decoder.weight", "b_dec"),
+    "JumpReluAutoEncoder": ("W_enc", "b_enc", "W_dec", "b_dec", "threshold"),
+    "JumpReLUAutoEncoder": ("W_enc", "b_enc", "W_dec", "b_dec", "threshold"),
+}
+
+
+def _require_tensors(sd: dict[str, Any], keys: tuple[str, ...], path: Path, cls: str) -> None:
+    missing = [k for k in keys if k not in sd]
+    if missing:
+        raise ShapeError(
+            f"{path}: missing tensors {missing} for class {cls}; found {sorted(sd)[:12]} (check "
+            "trainer.dict_class in config.json)"
+        )
+    for k in keys:
+        want = 2 if k in ("encoder.weight", "decoder.weight", "W_enc", "W_dec") else None
+        if want is not None and (not isinstance(sd[k], torch.Tensor) or sd[k].dim() != want):
+            shape = tuple(sd[k].shape) if isinstance(sd[k], torch.Tensor) else type(sd[k]).__name__
+            raise ShapeError(f"{path}: tensor {k!r} has shape {shape}, expected a matrix")
 
 
 def _guess_class(sd: dict[str, torch.Tensor]) -> str:

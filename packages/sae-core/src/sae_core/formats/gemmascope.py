@@ -12,6 +12,7 @@ import torch
 from sae_core.arch import SAEConfig, SparseCoder
 from sae_core.convert import fold_decoder_norm, fold_input_bias
 from sae_core.errors import ConfigError, FormatError, ShapeError
+from sae_core.formats.common import matrix_shape
 
 PARAMS = "params.npz"
 _KIND_SITE = {"res": "resid_post", "mlp": "mlp_out", "att": "attn_z"}
@@ -39,19 +40,28 @@ def load_gemmascope(folder: Path, device: str = "cpu", site: str | None = None) 
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise FormatError(f"{folder / PARAMS} not found") from None
-    except (ValueError, OSError) as e:
-        raise FormatError(f"cannot read {folder / PARAMS}: {e}") from None
+    except Exception as e:  # a truncated file raises zipfile.BadZipFile, EOFError, ...
+        raise FormatError(
+            f"cannot read {folder / PARAMS} ({type(e).__name__}: {e}); the file is damaged or "
+            "not an .npz archive: download it again"
+        ) from None
     for name in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold"):
         if name not in arrays:
             raise ShapeError(
                 f"{folder / PARAMS}: missing array {name!r} (Gemma Scope JumpReLU needs it)"
             )
-    d, n = arrays["W_enc"].shape
+        if arrays[name].dtype.kind not in "fiu":
+            raise ShapeError(
+                f"{folder / PARAMS}: array {name!r} has dtype {arrays[name].dtype}, expected "
+                "floating-point weights"
+            )
+    d, n = matrix_shape(arrays["W_enc"], "W_enc", folder / PARAMS, "[d_in, d_sae]")
+    _, d_out = matrix_shape(arrays["W_dec"], "W_dec", folder / PARAMS, "[d_sae, d_out]")
     cfg = SAEConfig(
-        d_in=int(d),
-        n_latents=int(n),
+        d_in=d,
+        n_latents=n,
         activation="jumprelu",
-        d_out=int(arrays["W_dec"].shape[-1]),
+        d_out=d_out,
         input_bias="none",
         site=site or site_from_path(folder),
         meta={"format": "gemmascope", "path": str(folder)},

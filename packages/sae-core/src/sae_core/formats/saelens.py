@@ -14,7 +14,11 @@ from sae_core.arch import SAEConfig, SparseCoder
 from sae_core.convert import fold_norm_scaling, site_from_tl, site_to_tl
 from sae_core.errors import ConfigError, ShapeError
 from sae_core.formats.common import (
+    dict_field,
+    float_field,
+    int_field,
     load_safetensors,
+    matrix_shape,
     read_json,
     require,
     save_safetensors_atomic,
@@ -61,13 +65,21 @@ def load_saelens(folder: Path, device: str = "cpu") -> SparseCoder:
         )
     activation = _ARCH[arch_name]
     t = load_safetensors(folder / WEIGHTS)
+    d_in, n = int_field(cfg, "d_in", folder / CFG), int_field(cfg, "d_sae", folder / CFG)
+    cfg_d_out = int_field(cfg, "d_out", folder / CFG)
     transcoder = "transcoder" in arch_name or ("d_out" in cfg and cfg["d_out"] != cfg["d_in"])
-    d_in, n = int(cfg["d_in"]), int(cfg["d_sae"])
-    d_out = int(cfg.get("d_out") or (t["W_dec"].shape[1] if "W_dec" in t else d_in))
+    if cfg_d_out:
+        d_out = cfg_d_out
+    elif "W_dec" in t:
+        d_out = matrix_shape(t["W_dec"], "W_dec", folder / WEIGHTS, "[d_sae, d_out]")[1]
+    else:
+        d_out = d_in
     norm = cfg.get("normalize_activations") or "none"
     scale = None
     if norm == "expected_average_only_in":
-        scale = cfg.get("norm_scaling_factor") or cfg.get("scaling_factor")
+        scale = float_field(cfg, "norm_scaling_factor", folder / CFG) or float_field(
+            cfg, "scaling_factor", folder / CFG
+        )
         if scale is None:
             raise ConfigError(
                 f"{folder / CFG}: normalize_activations='expected_average_only_in' needs the dataset "
@@ -78,7 +90,7 @@ def load_saelens(folder: Path, device: str = "cpu") -> SparseCoder:
         raise ConfigError(f"{folder / CFG}: unsupported normalize_activations {norm!r}")
     if activation in ("topk", "batchtopk") and cfg.get("k") is None:
         raise ConfigError(f"{folder / CFG}: architecture {arch_name!r} needs field 'k'")
-    meta = cfg.get("metadata") or {}
+    meta = dict_field(cfg, "metadata", folder / CFG)
     hook = meta.get("hook_name") or cfg.get("hook_name")
     hook_out = meta.get("hook_name_out") or cfg.get("hook_name_out")
     if activation == "batchtopk" and "threshold" in t and t["threshold"].ndim == 1:
@@ -89,9 +101,7 @@ def load_saelens(folder: Path, device: str = "cpu") -> SparseCoder:
         d_in=d_in,
         n_latents=n,
         activation=activation,
-        k=int(cfg["k"])
-        if cfg.get("k") is not None and activation in ("topk", "batchtopk")
-        else None,
+        k=int_field(cfg, "k", folder / CFG) if activation in ("topk", "batchtopk") else None,
         d_out=d_out,
         input_bias="b_dec" if cfg.get("apply_b_dec_to_input", True) and not transcoder else "none",
         norm_in=norm,

@@ -20,7 +20,10 @@ from sae_core.convert import (
 )
 from sae_core.errors import ConfigError, ShapeError
 from sae_core.formats.common import (
+    dict_field,
+    int_field,
     load_safetensors,
+    matrix_shape,
     read_json,
     require,
     save_safetensors_atomic,
@@ -48,14 +51,19 @@ def load_sparsify(folder: Path, device: str = "cpu") -> SparseCoder:
     for name in ("encoder.weight", "encoder.bias", "W_dec", "b_dec"):
         if name not in t:
             raise ShapeError(f"{folder / WEIGHTS}: missing tensor {name!r}")
-    n, d = t["encoder.weight"].shape
-    d_in = int(cfg["d_in"])
+    n, d = matrix_shape(
+        t["encoder.weight"], "encoder.weight", folder / WEIGHTS, "[num_latents, d_in]"
+    )
+    _, d_out = matrix_shape(t["W_dec"], "W_dec", folder / WEIGHTS, "[num_latents, d_out]")
+    d_in = int_field(cfg, "d_in", folder / CFG)
     if d != d_in:
         raise ShapeError(
             f"{folder / WEIGHTS}: encoder.weight has shape {tuple(t['encoder.weight'].shape)}, "
             f"expected (num_latents, d_in={d_in}) from cfg.json"
         )
-    num = int(cfg.get("num_latents") or 0) or d_in * int(cfg.get("expansion_factor") or 0)
+    num = int_field(cfg, "num_latents", folder / CFG, 0) or d_in * int_field(
+        cfg, "expansion_factor", folder / CFG, 0
+    )
     if num and num != n:
         raise ShapeError(f"{folder / WEIGHTS}: encoder.weight has {n} latents, cfg.json says {num}")
     activation = cfg.get("activation", "topk")
@@ -64,14 +72,14 @@ def load_sparsify(folder: Path, device: str = "cpu") -> SparseCoder:
             f"{folder / CFG}: unknown sparsify activation {activation!r} (topk or groupmax)"
         )
     transcode = bool(cfg.get("transcode", False))
-    extra = cfg.get("sae_core", {}) or {}
+    extra = dict_field(cfg, "sae_core", folder / CFG)
     site, site_out = site_from_hookpoint(folder.name, transcode)
     sae_cfg = SAEConfig(
         d_in=d_in,
         n_latents=n,
         activation=activation,
-        k=int(cfg["k"]),
-        d_out=int(t["W_dec"].shape[1]),
+        k=int_field(cfg, "k", folder / CFG),
+        d_out=d_out,
         input_bias="none" if transcode else "b_dec",
         skip=bool(cfg.get("skip_connection", False)) or "W_skip" in t,
         transcoder=transcode,
@@ -79,7 +87,7 @@ def load_sparsify(folder: Path, device: str = "cpu") -> SparseCoder:
         site_out=extra.get("site_out", site_out),
         model_id=extra.get("model_id"),
         transform=extra.get("transform"),
-        exclude_tokens=list(extra.get("exclude_tokens", [])),
+        exclude_tokens=extra.get("exclude_tokens") or [],
         meta={
             "format": "sparsify",
             "hookpoint": folder.name,

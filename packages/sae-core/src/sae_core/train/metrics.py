@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from sae_core.arch import fvu
+from sae_core.errors import ConfigError, ShapeError
 
 
 def l0(f: torch.Tensor) -> float:
@@ -25,6 +26,14 @@ def evaluate(
 ) -> dict[str, float]:
     """FVU, L0 and the fraction of latents that never fire on ``x`` (held-out activations)."""
     y = x if y is None else y
+    if batch <= 0:
+        raise ConfigError(f"batch must be positive, got {batch}")
+    if x.dim() != 2 or x.shape[0] == 0:
+        raise ShapeError(
+            f"evaluate needs held-out activations [N > 0, d], got shape {tuple(x.shape)}"
+        )
+    if y.shape[0] != x.shape[0]:
+        raise ShapeError(f"y has {y.shape[0]} rows but x has {x.shape[0]}")
     fired = torch.zeros(sae.n_latents, dtype=torch.bool)
     err = tot = 0.0
     l0_sum = 0
@@ -37,6 +46,11 @@ def evaluate(
         tot += float((yb - mean).pow(2).sum())
         fired |= (f > 0).any(0)
         l0_sum += int((f > 0).sum())
+    if tot == 0:
+        raise ShapeError(
+            "the evaluation targets have zero variance (all rows equal), so FVU is undefined; "
+            "evaluate on real held-out activations"
+        )
     return {
         "fvu": err / tot,
         "l0": l0_sum / x.shape[0],

@@ -52,6 +52,36 @@ class TrainConfig:
     model_id: str | None = None
     hookpoint: str | None = None
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse out-of-range settings, naming the field (0 steps or lr = 0 would otherwise train
+        nothing, or silently fall back to a default)."""
+        positive_int = ["n_latents", "k", "batch_size", "checkpoint_every", "log_every"]
+        positive_int += ["shuffle_buffer"] + [
+            n for n in ("steps", "k_aux") if getattr(self, n) is not None
+        ]
+        for name in positive_int:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ConfigError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
+        if self.k > self.n_latents:
+            raise ConfigError(f"k={self.k} exceeds n_latents={self.n_latents}; lower k")
+        checks = [
+            ("epochs", self.epochs > 0, "a positive number of passes over the data"),
+            ("lr", self.lr is None or self.lr > 0, "positive (or None for the default)"),
+            ("grad_clip", self.grad_clip > 0, "positive"),
+            ("auxk_alpha", self.auxk_alpha >= 0, ">= 0 (0 turns AuxK off)"),
+            ("warmup", self.warmup >= 0, ">= 0"),
+            ("dead_tokens", self.dead_tokens >= 0, ">= 0"),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise ConfigError(f"TrainConfig.{name} must be {want}, got {getattr(self, name)!r}")
+        if self.shuffle not in ("buffer", "global"):
+            raise ConfigError(f"shuffle must be 'buffer' or 'global', got {self.shuffle!r}")
+
     def lr_for(self) -> float:
         return self.lr if self.lr is not None else 2e-4 / math.sqrt(self.n_latents / 2**14)
 
@@ -131,10 +161,21 @@ class ShuffleOrder:
         return np.concatenate(out) if len(out) > 1 else out[0]
 
 
-def _as_tensor_source(data: Any) -> Any:
+def _as_tensor_source(data: Any, what: str = "training data") -> Any:
     if hasattr(data, "shape") and len(data.shape) == 2:
         return data
-    raise ShapeError(f"training data must be a 2-D [tokens, d] array, got {type(data).__name__}")
+    shape = f" of shape {tuple(data.shape)}" if hasattr(data, "shape") else ""
+    raise ShapeError(f"{what} must be a 2-D [tokens, d] array, got {type(data).__name__}{shape}")
+
+
+def _check_batch(t: torch.Tensor, idx: np.ndarray, what: str) -> None:
+    """NaN/Inf in a batch would end the run with a non-finite loss blamed on the learning rate."""
+    if not bool(torch.isfinite(t).all()):
+        bad = np.sort(idx)[(~torch.isfinite(t)).any(1).cpu().numpy()]
+        raise ShapeError(
+            f"the {what} has NaN/Inf values (row {int(bad[0])}, {bad.size} rows in this batch); "
+            "clean or re-extract the activations"
+        )
 
 
 def _batch(data: Any, idx: np.ndarray) -> torch.Tensor:
@@ -214,15 +255,22 @@ def train(
     ``cfg.site_out`` are given). Saves the sparsify layout ``out/<hookpoint>/`` plus ``trainer_state.pt``
     every ``checkpoint_every`` steps and at the end; rerunning resumes bit-for-bit."""
     data = _as_tensor_source(data)
+    cfg.validate()  # fields may have been changed after construction
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; pass a folder for the checkpoints")
     n, d_in = int(data.shape[0]), int(data.shape[1])
     if n == 0:
         raise ShapeError("the training data is empty (0 activations); extract activations first")
-    if targets is not None and int(targets.shape[0]) != n:
-        raise ShapeError(f"targets have {targets.shape[0]} rows but data has {n}")
+    if d_in == 0:
+        raise ShapeError("the training data has width 0; pass [tokens, d] activations with d > 0")
+    if targets is not None:
+        targets = _as_tensor_source(targets, "targets")
+        if int(targets.shape[0]) != n:
+            raise ShapeError(f"targets have {targets.shape[0]} rows but data has {n}")
     if cfg.k > cfg.n_latents:
         raise ConfigError(f"k={cfg.k} exceeds n_latents={cfg.n_latents}")
+    out.mkdir(parents=True, exist_ok=True)
     bs = min(cfg.batch_size, n)
     total_steps = cfg.steps or max(1, int(cfg.epochs * n // bs))
     k_aux = cfg.k_aux or d_in // 2
@@ -242,7 +290,15 @@ def train(
     step = 0
     history: list[dict[str, float]] = []
     if resume and state_path.is_file():
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        try:
+            st = torch.load(state_path, map_location="cpu", weights_only=False)
+            if not isinstance(st, dict) or "cfg" not in st:
+                raise ValueError("not a trainer state")
+        except Exception as e:  # truncated / foreign file: pickle, zip or our own errors
+            raise ConfigError(
+                f"cannot resume from {state_path} ({type(e).__name__}: {e}); delete it to start "
+                "over, or use another folder"
+            ) from None
         if st["cfg"] != cfg_dict:
             diff = {k: (st["cfg"].get(k), v) for k, v in cfg_dict.items() if st["cfg"].get(k) != v}
             raise ConfigError(f"{out} holds a run with another config {diff}; use another folder")
@@ -305,9 +361,28 @@ def train(
             i4, v4 = _select(pre, min(4 * cfg.k, cfg.n_latents))
             loss = loss + (y - _decode(sae, i4, v4)).pow(2).sum() / total_var / 8
         if not torch.isfinite(loss):
+            # diagnosed only here, so that a healthy step pays no extra device sync: bad data
+            # (NaN/Inf rows, a constant batch) is named before the learning rate is blamed
+            _check_batch(x, idx, "training data")
+            if targets is not None:
+                _check_batch(y, idx, "targets")
+            if float(total_var) == 0:
+                raise ShapeError(
+                    f"a batch of {'targets' if targets is not None else 'training data'} has zero "
+                    f"variance at step {step} (all {x.shape[0]} rows equal), so FVU is undefined; "
+                    + (
+                        "use batch_size >= 2"
+                        if x.shape[0] == 1
+                        else "the activations are constant: check the extraction"
+                    )
+                )
+            kept = (
+                f"the last good checkpoint (step {last_good}) is kept in {out}"
+                if last_good
+                else "no checkpoint was written"
+            )
             raise FloatingPointError(
-                f"loss became {float(loss)} at step {step}; the last good checkpoint "
-                f"(step {last_good}) is kept in {out}; lower the learning rate"
+                f"loss became {float(loss)} at step {step}; {kept}; lower the learning rate"
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
