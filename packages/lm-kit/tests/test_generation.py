@@ -51,7 +51,8 @@ def test_position_selective_edit_acts_during_decoding_and_matches_a_single_promp
     torch.testing.assert_close(scores_batch[1], scores_single[0], rtol=1e-4, atol=1e-4)
     # prompt positions untouched: the first generated token's scores equal the unedited model's,
     # later ones (whose inputs are response tokens) differ
-    _, plain = _generate(model, left_batch, True, slice(10_000, None), v)
+    with pytest.warns(UserWarning, match="never applied"):  # deliberately selects no token
+        _, plain = _generate(model, left_batch, True, slice(10_000, None), v)
     torch.testing.assert_close(scores_batch[:, 0], plain[:, 0], rtol=1e-5, atol=1e-5)
     assert (scores_batch[:, 1:] - plain[:, 1:]).abs().max() > 1e-3
 
@@ -59,6 +60,7 @@ def test_position_selective_edit_acts_during_decoding_and_matches_a_single_promp
 def test_unselected_positions_leave_generation_unchanged(tiny_llama, left_batch):
     model, _ = tiny_llama
     v = torch.ones(model.config.hidden_size)
-    seq_e, _ = _generate(model, left_batch, True, slice(10_000, None), v)
+    with pytest.warns(UserWarning, match="never applied"):  # deliberately selects no token
+        seq_e, _ = _generate(model, left_batch, True, slice(10_000, None), v)
     plain = model.generate(**left_batch, max_new_tokens=5, do_sample=False, pad_token_id=0)
     assert torch.equal(seq_e, plain)

@@ -28,7 +28,8 @@ class BlockDiscoveryError(LmKitError, ValueError):
 
 
 class EditError(LmKitError, ValueError):
-    """An edit produced a tensor of the wrong shape or dtype."""
+    """An edit op is malformed (non-tensor or zero/NaN vector, bad ``positions``), does not fit
+    the site's activation, or produced a tensor of the wrong shape or dtype."""
 
 
 class MaskError(LmKitError, ValueError):

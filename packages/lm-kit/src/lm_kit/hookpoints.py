@@ -261,6 +261,11 @@ def resolve(
     ``probe=True`` fills ``Site.width`` with one dummy forward (cached per model).
     Unknown names raise :class:`SiteError` listing the valid ones.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"sites are resolved on a torch.nn.Module (e.g. from load_model), got "
+            f"{type(model).__name__}"
+        )
     if isinstance(name, Site):
         sites = [name]
     elif not isinstance(name, str):

@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import math
+import numbers
+import operator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,7 +182,26 @@ class capture:  # noqa: N801 - used like a function: ``with capture(model, sites
             raise ValueError(f"transform={transform!r} unknown; use None or 'center'")
         self.model = model
         self.transform = transform
-        names = [sites] if isinstance(sites, (str, Site)) else list(sites)
+        if isinstance(sites, (str, Site)):
+            names = [sites]
+        elif isinstance(sites, Iterable):
+            names = list(sites)
+        else:
+            raise SiteError(
+                f"capture() needs a site name, a Site, or a list of them (e.g. 'resid_post.3' or "
+                f"['resid_post.*', 'mlp_out.1']), got {type(sites).__name__}"
+            )
+        if dtype is not None and not isinstance(dtype, torch.dtype):
+            raise ValueError(
+                f"capture(dtype={dtype!r}) must be a torch.dtype such as torch.float16, or None"
+            )
+        try:
+            to_device = torch.device(to) if to is not None else None
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"capture(to={to!r}) is not a device; use 'cpu', 'cuda', 'cuda:<index>', a "
+                "torch.device, or None to keep the tensors where they are"
+            ) from exc
         resolved: list[Site] = []
         aliases: dict[str, str] = {}
         for n in names:
@@ -193,7 +216,7 @@ class capture:  # noqa: N801 - used like a function: ``with capture(model, sites
         if not resolved:
             raise SiteError("capture() needs at least one site")
         self.sites = resolved
-        self.to = torch.device(to) if to is not None else None
+        self.to = to_device
         self.dtype = dtype
         self.clone = clone
         self.stop_at = stop_at
@@ -282,6 +305,92 @@ class capture:  # noqa: N801 - used like a function: ``with capture(model, sites
 
 
 # --------------------------------------------------------------------------- edits
+_POSITIONS_HELP = (
+    "use None (all), an int >= 0, slice(p0, None) or slice(p0, p1) with 0 <= p0 < p1, a non-empty "
+    "set/list of ints >= 0, 'prompt' or 'response' (positions are absolute token positions)"
+)
+
+
+def _is_index(x: Any, *, nonneg: bool) -> bool:
+    """An int-like (int, numpy/torch integer) that is not a bool, optionally >= 0."""
+    try:
+        return not isinstance(x, bool) and (operator.index(x) >= 0 or not nonneg)
+    except TypeError:
+        return False
+
+
+def _check_positions(op: str, spec: Any) -> None:
+    """Validate a ``positions=`` spec once, when the op is built (never inside a hook)."""
+    if spec is None or (isinstance(spec, str) and spec in ("prompt", "response")):
+        return
+    bad = f"{op}(positions={spec!r}) "
+    if isinstance(spec, (str, bool, float)) or (isinstance(spec, torch.Tensor) and spec.dim() == 0):
+        raise EditError(bad + f"is not a position spec; {_POSITIONS_HELP}")
+    if isinstance(spec, int):
+        if spec < 0:
+            raise EditError(
+                bad + "is negative, but positions count real tokens from 0 and never match a "
+                f"negative value (the edit would silently do nothing); {_POSITIONS_HELP}"
+            )
+        return
+    if isinstance(spec, slice):
+        if spec.step not in (None, 1):
+            raise EditError(
+                bad + f"has a step; position slices must have step 1; {_POSITIONS_HELP}"
+            )
+        for end in (spec.start, spec.stop):
+            if end is not None and not _is_index(end, nonneg=True):
+                raise EditError(
+                    bad + "needs int bounds >= 0 (negative bounds are not counted from the end: "
+                    f"positions are absolute); {_POSITIONS_HELP}"
+                )
+        if spec.start is not None and spec.stop is not None and spec.stop <= spec.start:
+            raise EditError(bad + f"selects no position (stop <= start); {_POSITIONS_HELP}")
+        return
+    if isinstance(spec, Iterator):
+        raise EditError(
+            bad + "is a one-shot iterator: it would be used up by the first forward pass; pass a "
+            "set or list instead"
+        )
+    if not isinstance(spec, Iterable):
+        raise EditError(bad + f"is not a position spec; {_POSITIONS_HELP}")
+    items = spec.tolist() if isinstance(spec, torch.Tensor) else list(spec)
+    if not items:
+        raise EditError(bad + f"is empty, so the edit would never apply; {_POSITIONS_HELP}")
+    for x in items:
+        if not _is_index(x, nonneg=True):
+            raise EditError(bad + f"contains {x!r}, which is not an int >= 0; {_POSITIONS_HELP}")
+
+
+def _check_tensor(op: str, name: str, t: Any) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise EditError(
+            f"{op}.{name} must be a torch.Tensor, got {type(t).__name__}; convert it with "
+            "torch.as_tensor(...)"
+        )
+    if t.is_complex():
+        raise EditError(f"{op}.{name} is complex ({t.dtype}); pass a real (floating) tensor")
+
+
+def _check_number(op: str, name: str, x: Any) -> None:
+    if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise EditError(f"{op}.{name} is complex ({x.dtype}); pass a real number or tensor")
+        return
+    if not isinstance(x, numbers.Real):
+        raise EditError(f"{op}.{name} must be a real number or a tensor, got {type(x).__name__}")
+    if not math.isfinite(x):
+        raise EditError(f"{op}.{name} must be finite, got {x}")
+
+
+def _check_finite(op: str, name: str, t: torch.Tensor) -> None:
+    # one check when the op is built (never inside a hook, where it would force a device sync)
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise EditError(
+            f"{op}.{name} contains NaN or inf values; every edited activation would too"
+        )
+
+
 @dataclass(frozen=True)
 class Add:
     """``h + coef * v`` (at ``positions``, absolute, KV-cache aware)."""
@@ -289,6 +398,12 @@ class Add:
     v: torch.Tensor
     coef: float = 1.0
     positions: PositionSpec = None
+
+    def __post_init__(self) -> None:
+        _check_tensor("Add", "v", self.v)
+        _check_finite("Add", "v", self.v)
+        _check_number("Add", "coef", self.coef)
+        _check_positions("Add", self.positions)
 
     def apply(self, h: torch.Tensor) -> torch.Tensor:
         return h + self.coef * self.v.to(h.device, h.dtype)
@@ -300,6 +415,21 @@ class Ablate:
 
     v: torch.Tensor
     positions: PositionSpec = None
+
+    def __post_init__(self) -> None:
+        _check_tensor("Ablate", "v", self.v)
+        if self.v.dim() != 1:
+            raise EditError(
+                f"Ablate.v must be one direction of shape [d], got shape {tuple(self.v.shape)}; "
+                "to remove several directions use one Ablate per direction (orthonormalised)"
+            )
+        norm = float(torch.linalg.vector_norm(self.v.detach().double()))
+        if not math.isfinite(norm) or norm == 0.0:
+            raise EditError(
+                f"Ablate.v has norm {norm}; a direction to ablate needs a finite, non-zero norm "
+                "(a zero vector would turn every edited activation into NaN)"
+            )
+        _check_positions("Ablate", self.positions)
 
     def apply(self, h: torch.Tensor) -> torch.Tensor:
         v = self.v.to(h.device, h.dtype)
@@ -314,6 +444,10 @@ class Replace:
     t: torch.Tensor
     positions: PositionSpec = None
 
+    def __post_init__(self) -> None:
+        _check_tensor("Replace", "t", self.t)
+        _check_positions("Replace", self.positions)
+
     def apply(self, h: torch.Tensor) -> torch.Tensor:
         return self.t.to(h.device, h.dtype).expand_as(h).clone()
 
@@ -324,6 +458,10 @@ class Scale:
 
     c: float
     positions: PositionSpec = None
+
+    def __post_init__(self) -> None:
+        _check_number("Scale", "c", self.c)
+        _check_positions("Scale", self.positions)
 
     def apply(self, h: torch.Tensor) -> torch.Tensor:
         return h * self.c
@@ -336,6 +474,13 @@ class Fn:
     f: Callable[..., torch.Tensor]
     positions: PositionSpec = None
 
+    def __post_init__(self) -> None:
+        if not callable(self.f):
+            raise EditError(
+                f"Fn.f must be a function f(h) or f(h, site), got {type(self.f).__name__}"
+            )
+        _check_positions("Fn", self.positions)
+
     def apply(self, h: torch.Tensor, site: Site | None = None) -> torch.Tensor:
         try:
             n = len(inspect.signature(self.f).parameters)
@@ -345,6 +490,23 @@ class Fn:
 
 
 EditOp = Add | Ablate | Replace | Scale | Fn
+
+
+def _op_width(op: EditOp) -> int | None:
+    """Last-dim width an activation must have for ``op`` (``None``: any width broadcasts)."""
+    t = (
+        op.v
+        if isinstance(op, (Add, Ablate))
+        else op.t
+        if isinstance(op, Replace)
+        else op.c
+        if isinstance(op, Scale)
+        else None
+    )
+    if not isinstance(t, torch.Tensor) or t.dim() == 0:
+        return None
+    w = int(t.shape[-1])
+    return None if w == 1 and not isinstance(op, Ablate) else w
 
 
 class edit:  # noqa: N801
@@ -357,6 +519,11 @@ class edit:  # noqa: N801
     """
 
     def __init__(self, model: nn.Module, edits: Mapping[Any, EditOp]):
+        if not isinstance(edits, Mapping):
+            raise TypeError(
+                f"edit() needs a dict {{site: op}}, e.g. {{'resid_post.3': Add(v)}}, got "
+                f"{type(edits).__name__}"
+            )
         self.model = model
         self.plan: list[tuple[Site, EditOp]] = []
         for name, op in edits.items():
@@ -376,8 +543,28 @@ class edit:  # noqa: N801
         self._need_positions = any(op.positions is not None for _, op in self.plan)
         self._handles: list[Any] = []
 
-    def _apply(self, site: Site, op: EditOp, h: torch.Tensor) -> torch.Tensor:
-        new = op.apply(h, site) if isinstance(op, Fn) else op.apply(h)
+    def _apply(
+        self, site: Site, op: EditOp, h: torch.Tensor, width: int | None = None
+    ) -> torch.Tensor:
+        if isinstance(op, Fn):
+            new = op.apply(h, site)
+        else:
+            if width is not None and h.shape[-1] != width:
+                raise EditError(
+                    f"{type(op).__name__} at site {site.name!r} has a vector of width {width}, but "
+                    f"the activation there has width {h.shape[-1]} (shape {tuple(h.shape)}); "
+                    f"pass a vector of shape [{h.shape[-1]}] (see resolve(model, name, probe=True))"
+                )
+            try:
+                new = op.apply(h)
+            except RuntimeError as exc:
+                if isinstance(exc, torch.OutOfMemoryError):
+                    raise
+                raise EditError(
+                    f"{type(op).__name__} at site {site.name!r} cannot be applied to an activation "
+                    f"of shape {tuple(h.shape)} {h.dtype}: {exc}; its tensor must broadcast to "
+                    f"that shape (usually shape [{h.shape[-1]}])"
+                ) from exc
         if not isinstance(new, torch.Tensor) or new.shape != h.shape or new.dtype != h.dtype:
             got = (
                 f"{tuple(new.shape)} {new.dtype}"
@@ -396,13 +583,15 @@ class edit:  # noqa: N801
         return new
 
     def _hooks_for(self, site: Site, op: EditOp) -> tuple[Callable, Callable]:
+        width = _op_width(op)
+
         def _in(_m: nn.Module, args: tuple, kwargs: dict) -> Any:
             t, write = _unwrap_in(args, kwargs)
-            return write(self._apply(site, op, t))
+            return write(self._apply(site, op, t, width))
 
         def _out(_m: nn.Module, _args: tuple, out: Any) -> Any:
             t, write = _unwrap_out(out)
-            return write(self._apply(site, op, t))
+            return write(self._apply(site, op, t, width))
 
         return _in, _out
 
@@ -422,6 +611,35 @@ class edit:  # noqa: N801
             h.remove()
         self._handles.clear()
         self.positions.__exit__()
+        if self._need_positions and (not exc or exc[0] is None):
+            self._warn_unmatched_positions()
+
+    def _warn_unmatched_positions(self) -> None:
+        """Warn (host-side only, no device sync) about positions beyond every sequence seen."""
+        bound = self.positions.max_len
+        if not self.positions.forwards or bound is None:
+            return
+        for site, op in self.plan:
+            lo = _first_position(op.positions)
+            if lo is not None and lo >= bound:
+                warnings.warn(
+                    f"{type(op).__name__}(positions={op.positions!r}) at site {site.name!r} never "
+                    f"applied: the longest sequence in this edit block had {bound} tokens "
+                    f"(positions 0..{bound - 1}); positions are absolute, counted from 0",
+                    stacklevel=3,
+                )
+
+
+def _first_position(spec: Any) -> int | None:
+    """Smallest absolute position an int/slice/set spec can select (``None`` for str/None)."""
+    if spec is None or isinstance(spec, str):
+        return None
+    if isinstance(spec, int):
+        return spec
+    if isinstance(spec, slice):
+        return spec.start or 0
+    items = spec.tolist() if isinstance(spec, torch.Tensor) else list(spec)
+    return min(operator.index(x) for x in items) if items else None
 
 
 # --------------------------------------------------------------------------- run / leak check

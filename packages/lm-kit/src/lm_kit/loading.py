@@ -87,9 +87,28 @@ def gguf_cache_dir(path: str | os.PathLike[str], root: Path | None = None) -> Pa
 
 # --------------------------------------------------------------------------- dtype / device
 def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> CUDA when available, else CPU; a bad or unavailable device raises ``ValueError``."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:<index>', 'mps', a "
+            "torch.device, or None (CUDA when available, else CPU)"
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r} asked for CUDA, but CUDA is not available here; use "
+                "device='cpu' or device=None (picks CUDA when available)"
+            )
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(
+                f"device {device!r} does not exist: {n} CUDA device(s) visible (cuda:0..cuda:{n - 1})"
+            )
+    return dev
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -97,6 +116,11 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if dtype is None:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise ValueError(
+                f"dtype {dtype} is not a floating-point dtype, so model weights cannot use it; "
+                f"use one of {sorted(_DTYPE_NAMES)} or a floating torch.dtype"
+            )
         return dtype
     try:
         return _DTYPE_NAMES[str(dtype).lower().removeprefix("torch.")]
@@ -339,9 +363,15 @@ def load_model(
     or a hub id. ``head=False`` loads the base model without the LM head (faster for activations).
     Defaults: fp32 on CPU, bf16 on CUDA.
     """
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(
+            f"load_model needs a model spec string or path, got {type(spec).__name__}; {SUGGESTION}"
+        )
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     s = os.fspath(spec)
+    if not s.strip():
+        raise ModelNotFoundError(f"the model spec is empty; {SUGGESTION}")
     if s.lower() == "smollm2":
         from lm_kit.offline import smollm2_gguf
 
@@ -365,7 +395,15 @@ def load_model(
                 f"folder {folder} has no config.json, so it is not a Hugging Face model folder; "
                 f"pass a folder written by save_pretrained, a .gguf file, or {SUGGESTION}"
             )
-        model, tok = _load_folder(folder, dtype=dt, head=head)
+        try:
+            model, tok = _load_folder(folder, dtype=dt, head=head)
+        except (OSError, ValueError, KeyError) as exc:  # transformers' errors for broken folders
+            raise ModelNotFoundError(
+                f"could not load the model folder {folder}: {type(exc).__name__}: {exc}. "
+                "Check that config.json is valid JSON with a 'model_type' and that the weights "
+                "(model.safetensors or pytorch_model.bin) and tokenizer files are there, e.g. by "
+                f"saving with save_pretrained; or {SUGGESTION}"
+            ) from exc
     elif _looks_like_path(s):
         raise ModelNotFoundError(f"path {s!r} does not exist; {SUGGESTION}")
     else:

@@ -178,6 +178,9 @@ class PositionContext:
         self.real: torch.Tensor | None = None
         self.prompt_lengths: torch.Tensor | None = None
         self.forwards = 0
+        # host-side upper bound on the tokens per row seen so far (None: unknown, e.g. packed
+        # position_ids); lets ``edit`` warn about positions that can never match, without a sync
+        self.max_len: int | None = 0
         self._handle: Any = None
 
     def _pre(self, _module: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -194,14 +197,19 @@ class PositionContext:
             m = mask.to(torch.long)
             pos = (m.cumsum(-1) - 1)[:, -q:]
             real = m[:, -q:].bool()
+            bound: int | None = int(mask.shape[1])
         elif isinstance(pos_ids, torch.Tensor):
             pos = pos_ids.expand(bsz, q)
             real = torch.ones(bsz, q, dtype=torch.bool, device=x.device)
+            bound = None
         else:
             cache = _find_cache(args, kwargs)
             past = int(cache.get_seq_length()) if cache is not None else 0
             pos = (past + torch.arange(q, device=x.device)).expand(bsz, q)
             real = torch.ones(bsz, q, dtype=torch.bool, device=x.device)
+            bound = past + q
+        if self.max_len is not None:
+            self.max_len = None if bound is None else max(self.max_len, bound)
         self.positions, self.real = pos, real
         if self.prompt_lengths is None:
             self.prompt_lengths = real.sum(-1).to(torch.long)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from lm_kit.llm import jsonout
@@ -54,12 +54,28 @@ class LLMClient(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _check_params(params: Any) -> GenParams:
+    if params is None:
+        return GenParams()
+    if not isinstance(params, GenParams):
+        raise TypeError(
+            f"params must be a GenParams, got {type(params).__name__}; e.g. "
+            "GenParams(max_tokens=64) (or GenParams(**your_dict))"
+        )
+    return params
+
+
 def as_request(item: RequestLike, params: GenParams | None = None) -> Request:
     """``Request`` as is; a ``str`` is a completion prompt; a list of messages is a chat."""
     if isinstance(item, Request):
         return item
     if isinstance(item, str):
         return Request.complete(item, params)
+    if isinstance(item, (Message, Mapping)) or not isinstance(item, Iterable):
+        raise TypeError(
+            "each request must be a Request, a prompt str, or a list of messages, got "
+            f"{type(item).__name__}"
+        )
     return Request.chat(item, params)
 
 
@@ -120,7 +136,7 @@ class BaseLLMClient:
         self, messages: Sequence[MessageLike] | str, params: GenParams | None = None
     ) -> Completion:
         msgs = as_messages(messages)
-        params = params or GenParams()
+        params = _check_params(params)
         if params.response_format is not None:
             return await jsonout.chat_json(self, msgs, params)
         return await self._chat(msgs, params, None)
@@ -130,7 +146,7 @@ class BaseLLMClient:
             raise TypeError(
                 f"prompt must be a str, got {type(prompt).__name__}; use chat() for messages"
             )
-        params = params or GenParams()
+        params = _check_params(params)
         if params.response_format is not None:
             return await jsonout.complete_json(self, prompt, params)
         return await self._complete(prompt, params)
@@ -147,6 +163,13 @@ class BaseLLMClient:
 
         With ``return_exceptions=False`` the first failure cancels the rest and is raised.
         """
+        if isinstance(requests, (str, Request)) or not isinstance(requests, Iterable):
+            raise TypeError(
+                "map() needs a list of requests (Request objects, prompt strings or message "
+                f"lists), got {type(requests).__name__}"
+            )
+        if params is not None:
+            _check_params(params)
         reqs = [as_request(r, params) for r in requests]
 
         async def one(r: Request) -> Completion:
@@ -210,6 +233,11 @@ def make_client(target: str, **kw: Any) -> LLMClient:
         if not spec:
             raise ValueError(
                 "local: needs a model spec, e.g. 'local:smollm2' or 'local:/path/to/model'"
+            )
+        if "model" in kw:
+            raise ValueError(
+                f"make_client({target!r}) takes the model from the spec after 'local:'; drop "
+                "model= (use name= to change the name in usage rows and cache keys)"
             )
         from lm_kit.llm.local import TransformersClient
         from lm_kit.loading import load_model

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,14 @@ from typing import Any
 
 import torch
 
-from lm_kit.llm.cache import CacheMode, ResponseCache, cache_key_fields, canonical_json, key_of
+from lm_kit.llm.cache import (
+    CACHE_MODES,
+    CacheMode,
+    ResponseCache,
+    cache_key_fields,
+    canonical_json,
+    key_of,
+)
 from lm_kit.llm.client import BaseLLMClient, settle_in_thread
 from lm_kit.llm.meter import UsageMeter, current_stage
 from lm_kit.llm.types import Completion, GenParams, Message, TokenLogprob
@@ -105,10 +113,25 @@ class TransformersClient(BaseLLMClient):
         cache_mode: CacheMode = "use",
         meter: UsageMeter | None = None,
     ) -> None:
+        if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral):
+            raise TypeError(f"max_batch must be an int, got {max_batch!r}")
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if window_ms < 0:
             raise ValueError(f"window_ms must be >= 0, got {window_ms}")
+        if not callable(getattr(model, "generate", None)) or getattr(model, "config", None) is None:
+            raise TypeError(
+                f"TransformersClient needs a causal LM with a generate() method (e.g. from "
+                f"load_model(spec) with head=True), got {type(model).__name__}"
+            )
+        if not callable(tok) or not hasattr(tok, "eos_token"):
+            raise TypeError(
+                f"TransformersClient needs the model's Hugging Face tokenizer, got {type(tok).__name__}"
+            )
+        if cache_dir is None and cache_mode not in CACHE_MODES:
+            raise ValueError(
+                f"unknown cache mode {cache_mode!r}; use one of {', '.join(CACHE_MODES)}"
+            )
         super().__init__(meter)
         self.hf_model = model
         self.tok = tok

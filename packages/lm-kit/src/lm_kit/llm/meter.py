@@ -61,6 +61,11 @@ class PriceTable:
         for name, p in (prices or {}).items():
             if isinstance(p, Price):
                 self._prices[name] = p
+            elif not isinstance(p, Mapping):
+                raise ValueError(
+                    f"price for {name!r} must be {{input: ..., output: ...}} in $/1M tokens, got "
+                    f"{p!r}"
+                )
             else:
                 missing = {"input", "output"} - set(p)
                 if missing:

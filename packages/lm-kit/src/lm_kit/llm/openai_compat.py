@@ -14,6 +14,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import numbers
 import os
 import time
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ import openai
 
 from lm_kit.llm import jsonout
 from lm_kit.llm.audit import AuditLog
-from lm_kit.llm.cache import CacheMode, ResponseCache, cache_key_fields, key_of
+from lm_kit.llm.cache import CACHE_MODES, CacheMode, ResponseCache, cache_key_fields, key_of
 from lm_kit.llm.client import BaseLLMClient
 from lm_kit.llm.errors import (
     LLMHTTPError,
@@ -51,6 +52,24 @@ def is_loopback(base_url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _check_base_url(base_url: str) -> None:
+    """Reject URLs that the HTTP stack would only fail on deep inside (no host, bad port)."""
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError as exc:
+        raise ValueError(
+            f"base_url {base_url!r} is malformed ({exc}); expected e.g. 'http://127.0.0.1:8000/v1'"
+        ) from None
+    host = parts.hostname or ""
+    del port
+    if not host or any(c.isspace() for c in parts.netloc):
+        raise ValueError(
+            f"base_url {base_url!r} has no valid host; expected e.g. 'http://127.0.0.1:8000/v1' or "
+            "'https://api.openai.com/v1'"
+        )
 
 
 class _Retryable(Exception):
@@ -103,12 +122,38 @@ class OpenAICompatClient(BaseLLMClient):
         meter: UsageMeter | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        _check_base_url(base_url)
         if not model:
             raise ValueError("model must be a non-empty model name")
+        if not isinstance(model, str):
+            raise TypeError(
+                f"model must be a str (the served model name), got {type(model).__name__}"
+            )
+        if not isinstance(api_key_env, str) or not api_key_env:
+            raise ValueError(
+                "api_key_env must be the name of an environment variable, e.g. 'OPENAI_API_KEY', "
+                f"got {api_key_env!r}"
+            )
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, numbers.Integral):
+            raise TypeError(f"max_concurrency must be an int, got {max_concurrency!r}")
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        for name, val in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if val is not None and (
+                not isinstance(val, (int, float)) or isinstance(val, bool) or not val > 0
+            ):
+                raise ValueError(f"{name} must be a number of seconds > 0 (or None), got {val!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(
+                f"retry must be a RetryPolicy, got {type(retry).__name__}; e.g. "
+                "RetryPolicy(max_attempts=3)"
+            )
+        if cache_dir is None and cache_mode not in CACHE_MODES:
+            raise ValueError(
+                f"unknown cache mode {cache_mode!r}; use one of {', '.join(CACHE_MODES)}"
+            )
         super().__init__(meter if meter is not None else UsageMeter(prices))
         if prices is not None and meter is not None:
             self._meter.prices = prices if isinstance(prices, PriceTable) else PriceTable(prices)
@@ -409,19 +454,24 @@ class OpenAICompatClient(BaseLLMClient):
             else:
                 text = choice["text"]
                 logprobs = _completion_logprobs(choice.get("logprobs"))
-        except (KeyError, TypeError, AttributeError) as e:
+            if not isinstance(text, str):
+                raise TypeError(f"the answer text is {type(text).__name__}, not a string")
+            usage = data.get("usage") or {}
+            details = usage.get("prompt_tokens_details") or {}
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage.get("completion_tokens") or 0)
+            cached_tokens = int(details.get("cached_tokens") or 0)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise _Retryable(f"malformed response body ({type(e).__name__}: {e})") from None
         if params.logprobs and logprobs is None:
             raise LogprobsUnavailable(self.model, endpoint)
-        usage = data.get("usage") or {}
-        details = usage.get("prompt_tokens_details") or {}
         return Completion(
             text=text,
             finish_reason=choice.get("finish_reason"),
             logprobs=logprobs if params.logprobs else None,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached_tokens=cached_tokens,
             raw=data,
             model=str(data.get("model") or self.model),
         )

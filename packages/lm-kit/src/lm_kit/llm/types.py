@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+import math
+import numbers
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,6 +54,16 @@ def as_messages(messages: Sequence[MessageLike] | str) -> list[Message]:
     """Coerce ``[Message | {"role":..., "content":...}]`` (or one user string) to ``[Message]``."""
     if isinstance(messages, str):
         return [Message.user(messages)]
+    if isinstance(messages, (Message, Mapping)) or not isinstance(messages, Iterable):
+        raise TypeError(
+            "messages must be a str or a list of Message / {'role': ..., 'content': ...} dicts, "
+            f"got {type(messages).__name__}"
+            + (
+                "; wrap the single message in a list"
+                if isinstance(messages, (Message, Mapping))
+                else ""
+            )
+        )
     out: list[Message] = []
     for i, m in enumerate(messages):
         if isinstance(m, Message):
@@ -81,6 +94,22 @@ def _schema_of(response_format: Any) -> dict[str, Any] | None:
     )
 
 
+def _check_real(name: str, x: Any) -> None:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(x).__name__} {x!r}")
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x}")
+
+
+def _check_int(name: str, x: Any) -> None:
+    try:
+        ok = not isinstance(x, bool) and operator.index(x) == x
+    except TypeError:
+        ok = False
+    if not ok:
+        raise TypeError(f"{name} must be an int, got {type(x).__name__} {x!r}")
+
+
 @dataclass(frozen=True)
 class GenParams:
     """Generation parameters. Defaults: greedy (temperature 0), 512 new tokens.
@@ -106,6 +135,22 @@ class GenParams:
             object.__setattr__(self, "stop", (self.stop,))
         elif self.stop is not None:
             object.__setattr__(self, "stop", tuple(self.stop))
+        _check_real("temperature", self.temperature)
+        _check_real("top_p", self.top_p)
+        for name in ("max_tokens", "top_logprobs", "sample_index"):
+            _check_int(name, getattr(self, name))
+        if self.seed is not None:
+            _check_int("seed", self.seed)
+        if self.stop is not None:
+            for s in self.stop:
+                if not isinstance(s, str) or not s:
+                    raise ValueError(
+                        f"stop strings must be non-empty str, got {s!r} in stop={self.stop!r}"
+                    )
+        if self.extra_body is not None and not isinstance(self.extra_body, Mapping):
+            raise TypeError(
+                f"extra_body must be a dict of extra request fields, got {type(self.extra_body).__name__}"
+            )
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.max_tokens < 1:
@@ -283,6 +328,16 @@ class Request:
             )
         if self.messages is not None:
             object.__setattr__(self, "messages", tuple(as_messages(self.messages)))
+        if self.prompt is not None and not isinstance(self.prompt, str):
+            raise TypeError(
+                f"Request.prompt must be a str, got {type(self.prompt).__name__}; use "
+                "messages= for chat"
+            )
+        if not isinstance(self.params, GenParams):
+            raise TypeError(
+                f"Request.params must be a GenParams, got {type(self.params).__name__}; e.g. "
+                "GenParams(max_tokens=64)"
+            )
 
     @classmethod
     def chat(
