@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from autointerp.pipeline import load_scores
+from autointerp.pipeline import RunDirError, load_scores
 
 
 def compare_units(
@@ -27,7 +27,12 @@ def compare_units(
     vals: dict[tuple[str, str, str], list[float]] = {}
     missing: dict[tuple[str, str, str], int] = {}
     for unit, d in runs.items():
-        for s in load_scores(d):
+        scores = load_scores(d)  # a missing run directory is refused by name
+        if not scores:
+            raise RunDirError(
+                f"unit {unit!r}: no score records in {d}; run the score stage there first"
+            )
+        for s in scores:
             k = (unit, s.scorer, s.explainer)
             if s.value is None:
                 missing[k] = missing.get(k, 0) + 1

@@ -6,6 +6,7 @@ import json
 import re
 
 _EXPL_RE = re.compile(r"^\s*\[EXPLANATION\]\s*:\s*(.+?)\s*$", re.MULTILINE)
+_TAG_RE = re.compile(r"\[EXPLANATION\]\s*:")
 _RESP_RE = re.compile(r"\[RESPONSE\]\s*:\s*\[?\s*(\d+)")
 _LIST_RE = re.compile(r"\[[^\[\]]*\]")
 
@@ -14,12 +15,15 @@ def parse_explanation(text: str) -> tuple[str | None, list[str]]:
     """Return (explanation, flags). The last ``[EXPLANATION]:`` line wins.
 
     Without the tag the last non-empty line is used and flagged ``missing_tag``; an empty reply
-    gives ``None``.
+    gives ``None`` (``empty_reply``), and so does a tag with nothing after it
+    (``empty_explanation``: the bare tag is never taken as the explanation).
     """
     matches = _EXPL_RE.findall(text or "")
     if matches:
         expl = matches[-1].strip().strip('"').strip()
-        return (expl or None), []
+        return (expl or None), ([] if expl else ["empty_explanation"])
+    if _TAG_RE.search(text or ""):
+        return None, ["empty_explanation"]
     lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
     if not lines:
         return None, ["empty_reply"]

@@ -10,29 +10,33 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import numbers
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from autointerp.accounting import append_usage, snapshot
 from autointerp.config import PipelineConfig
 from autointerp.embed import Embedder
 from autointerp.examples import ExampleBuilder
-from autointerp.explainers import get_explainer
+from autointerp.explainers import EXPLAINERS, get_explainer
 from autointerp.rng import make_rng
 from autointerp.schema import (
     SCHEMA_VERSION,
     Explanation,
     LatentExamples,
+    SchemaVersionError,
     ScoreResult,
     check_schema_version,
 )
 from autointerp.scorers import SCORERS, get_scorer
-from autointerp.source import ActivationSource
+from autointerp.source import ActivationSource, UnknownLatentError, check_latent
 from autointerp.store import atomic_write_text, read_record, stage_key, write_record
 
 STAGES = ("examples", "explain", "score", "report")
@@ -48,6 +52,49 @@ EMBED_SCORERS = {"embedding", "example_embedding"}
 
 class RunDirError(ValueError):
     pass
+
+
+class DamagedRecordWarning(UserWarning):
+    """A record file of a run directory could not be read and was left out."""
+
+
+def _names(value: str | Iterable[str], what: str) -> tuple[str, ...]:
+    """A name or names (a plain string is one name, never its characters)."""
+    if isinstance(value, str):
+        return (value,)
+    out = tuple(value)
+    bad = [v for v in out if not isinstance(v, str)]
+    if bad:
+        raise ValueError(f"{what} must be names (strings), got {bad!r}")
+    return out
+
+
+def _check_scorers(names: Sequence[str]) -> None:
+    unknown = [s for s in names if s not in SCORERS]
+    if unknown:
+        raise ValueError(f"unknown scorer(s) {unknown}; valid: {', '.join(sorted(SCORERS))}")
+
+
+def _latent_ids(latents: Iterable[int], source: ActivationSource | None) -> list[int]:
+    """Integer latent ids in the given order, duplicates dropped; checked against the source."""
+    if isinstance(latents, (numbers.Number, str, bytes)):
+        raise UnknownLatentError(
+            f"latents must be a sequence of latent ids, got {latents!r}; "
+            "e.g. latents=range(100) for the first 100, or latents=[3] for one"
+        )
+    out: list[int] = []
+    seen: set[int] = set()
+    for i in latents:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise UnknownLatentError(f"latent ids must be integers, got {i!r} ({type(i).__name__})")
+        if source is not None:
+            check_latent(source, i)
+        elif i < 0:
+            raise UnknownLatentError(f"latent ids are >= 0, got {i}")
+        if int(i) not in seen:
+            seen.add(int(i))
+            out.append(int(i))
+    return out
 
 
 def source_fingerprint(source: ActivationSource) -> str:
@@ -83,10 +130,17 @@ class Pipeline:
         self.embedder = embedder
         self.lm = lm
         self.source = source
-        self.explainers = tuple(explainers)
+        self.explainers = _names(explainers, "explainers")
+        valid = sorted(set(EXPLAINERS) | {SHUFFLED})
+        unknown = [e for e in self.explainers if e not in valid]
+        if unknown:
+            raise ValueError(f"unknown explainer(s) {unknown}; valid: {', '.join(valid)}")
+        _check_scorers(cfg.score.scorers)
         self.progress = progress
         self.steerer = steerer  # intervention explainer/scorer: subject model + decoder
         self.judge = judge  # intervention scorer: NLL(explanation | passage)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise RunDirError(f"run directory {self.dir} is a file; pass a directory path")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.run_id = uuid.uuid4().hex[:8]
         self._write_manifest()
@@ -94,8 +148,15 @@ class Pipeline:
     # ---- manifest ------------------------------------------------------------------------------
     def _write_manifest(self) -> None:
         p = self.dir / "manifest.json"
-        old = json.loads(p.read_text()) if p.exists() else {}
-        check_schema_version(int(old.get("schema_version", SCHEMA_VERSION)))
+        try:
+            old = json.loads(p.read_text()) if p.exists() else {}
+            version = int(old.get("schema_version", SCHEMA_VERSION))
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError, ValueError):
+            raise RunDirError(
+                f"{p} is damaged (not a JSON object with an integer schema_version); delete it to "
+                "reuse this run directory (records are re-validated by key) or use a fresh --run-dir"
+            ) from None
+        check_schema_version(version)
         fp = source_fingerprint(self.source) if self.source is not None else old.get("source")
         if old.get("source") and fp and old["source"] != fp:
             raise RunDirError(
@@ -192,10 +253,15 @@ class Pipeline:
         latents: Sequence[int] | None = None,
         scorers: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        stages = list(stages)
+        stages = list(_names(stages, "stages"))
         bad = [s for s in stages if s not in STAGES]
         if bad:
             raise ValueError(f"unknown stage(s) {bad}; valid: {', '.join(STAGES)}")
+        if scorers is not None:
+            scorers = _names(scorers, "scorers")
+            _check_scorers(scorers)
+        if latents is not None:
+            latents = _latent_ids(latents, self.source)
         summary: dict[str, Any] = {}
         before = snapshot(self.client.usage) if self.client is not None else {}
 
@@ -250,7 +316,19 @@ class Pipeline:
             raise RunDirError(
                 f"no examples for latent {i} in {self.dir}; run the examples stage first"
             ) from None
-        return LatentExamples.model_validate(obj["record"]), obj["key"]
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            obj = None
+        try:
+            rec = obj["record"]
+            check_schema_version(int(rec.get("schema_version", SCHEMA_VERSION)))
+            return LatentExamples.model_validate(rec), str(obj["key"])
+        except SchemaVersionError:
+            raise
+        except (TypeError, KeyError, AttributeError, ValueError, ValidationError):
+            raise RunDirError(
+                f"the examples record {p} is damaged; rerun the examples stage with the activation "
+                "source (it rebuilds damaged records) or delete the file"
+            ) from None
 
     def _explainer(self, name: str):
         e = self.cfg.explain
@@ -292,7 +370,9 @@ class Pipeline:
         if name == SHUFFLED or (self.client is None and name not in MODEL_FREE_EXPLAINERS):
             try:
                 obj = json.loads(self.expl_path(name, i).read_text())
-            except (FileNotFoundError, json.JSONDecodeError):
+            except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+                return None, ""
+            if not isinstance(obj, dict):
                 return None, ""
             return obj.get("record"), obj.get("key", "")
         key = self.expl_key(name, i, exk)
@@ -449,9 +529,8 @@ class Pipeline:
         counts["failed" if r.failed else "done"] += 1
 
     async def score(self, latents: Sequence[int], scorers: Sequence[str]) -> dict[str, int]:
-        unknown = [s for s in scorers if s not in SCORERS]
-        if unknown:
-            raise ValueError(f"unknown scorer(s) {unknown}; valid: {', '.join(sorted(SCORERS))}")
+        scorers = _names(scorers, "scorers")
+        _check_scorers(scorers)
         sem = asyncio.Semaphore(self.cfg.concurrency)
         counts = {"done": 0, "skipped": 0, "failed": 0}
         # all (scorer, explainer, latent) jobs at once, so a batching backend sees full batches
@@ -468,19 +547,40 @@ class Pipeline:
         return counts
 
 
-def load_scores(run_dir: str | Path) -> list[ScoreResult]:
-    out = []
-    for p in sorted(Path(run_dir).glob("scores/*/*/latent_*.json")):
+def _load_records(run_dir: str | Path, pattern: str, model):
+    """Every readable record of ``pattern``; damaged files are left out with one
+    :class:`DamagedRecordWarning` naming them (the next run of that stage recomputes them). A
+    record of a newer schema is refused."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} does not exist; pass the --run-dir of a run")
+    out, damaged = [], []
+    for p in sorted(run_dir.glob(pattern)):
         rec = read_record(p)
-        if rec is not None:
-            out.append(ScoreResult.model_validate(rec))
+        try:
+            if not isinstance(rec, dict):
+                raise TypeError
+            check_schema_version(int(rec.get("schema_version", SCHEMA_VERSION)))
+            out.append(model.model_validate(rec))
+        except SchemaVersionError:
+            raise
+        except (TypeError, ValueError):  # pydantic's ValidationError is a ValueError
+            damaged.append(p)
+    if damaged:
+        names = ", ".join(str(p.relative_to(run_dir)) for p in damaged[:5])
+        more = f" and {len(damaged) - 5} more" if len(damaged) > 5 else ""
+        warnings.warn(
+            f"{len(damaged)} damaged record file(s) in {run_dir} left out: {names}{more}; "
+            "rerun the stage to recompute them",
+            DamagedRecordWarning,
+            stacklevel=3,
+        )
     return out
+
+
+def load_scores(run_dir: str | Path) -> list[ScoreResult]:
+    return _load_records(run_dir, "scores/*/*/latent_*.json", ScoreResult)
 
 
 def load_explanations(run_dir: str | Path) -> list[Explanation]:
-    out = []
-    for p in sorted(Path(run_dir).glob("explanations/*/latent_*.json")):
-        rec = read_record(p)
-        if rec is not None:
-            out.append(Explanation.model_validate(rec))
-    return out
+    return _load_records(run_dir, "explanations/*/latent_*.json", Explanation)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from autointerp.errors import ConfigError, check_int
+
 
 @dataclass(frozen=True)
 class SequentialRule:
@@ -19,6 +21,17 @@ class SequentialRule:
     low: float = 0.6
     high: float = 0.9
     max_examples: int = 200
+
+    def __post_init__(self) -> None:
+        w = "SequentialRule"
+        check_int(w, "round_size", self.round_size, 2, "a round holds positives and negatives")
+        check_int(w, "first_look", self.first_look, 1)
+        check_int(w, "max_looks", self.max_looks, 1)
+        check_int(w, "max_examples", self.max_examples, 1)
+        if not 0 < self.level < 1:
+            raise ConfigError(f"{w}: level must be in (0, 1) (e.g. 0.99), got {self.level}")
+        if not self.half_width > 0:
+            raise ConfigError(f"{w}: half_width must be > 0, got {self.half_width}")
 
     def z(self) -> float:
         alpha = (1 - self.level) / self.max_looks

@@ -8,12 +8,14 @@ graph (flagged ``greedy``)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from autointerp.errors import check_int
 from autointerp.rng import make_rng
 
 
@@ -43,10 +45,32 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def _check_decoder(W: np.ndarray, which: str) -> np.ndarray:
+    """A usable decoder matrix: 2-D [n_latents, d_model], at least one row, finite."""
+    try:
+        W = np.asarray(W, np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"W_dec of {which} is not a numeric matrix") from None
+    if W.ndim != 2 or W.shape[0] == 0 or W.shape[1] == 0:
+        raise ValueError(
+            f"W_dec of {which} must be a 2-D [n_latents, d_model] matrix with at least one row, "
+            f"got shape {W.shape}; pass the decoder weights (rows = latent directions)"
+        )
+    if not np.isfinite(W).all():
+        bad = np.flatnonzero(~np.isfinite(W).all(1))
+        raise ValueError(
+            f"W_dec of {which} has NaN/inf in {len(bad)} row(s) (first: {bad[:5].tolist()}); "
+            "fix or drop those latents before matching"
+        )
+    return W
+
+
 def mmcs(W_a: np.ndarray, W_b: np.ndarray, block: int = 4096) -> tuple[float, np.ndarray]:
     """Mean max cosine similarity of A's decoder rows to B's, blockwise (never the full matrix);
     also the argmax partner of each row of A."""
-    a, b = _unit_rows(W_a), _unit_rows(W_b)
+    check_int("mmcs", "block", block, 1)
+    a = _unit_rows(_check_decoder(W_a, "A"))
+    b = _unit_rows(_check_decoder(W_b, "B"))
     if a.shape[1] != b.shape[1]:
         raise ValueError(
             f"decoder widths differ ({a.shape[1]} vs {b.shape[1]}): decoder matching needs a shared "
@@ -85,6 +109,10 @@ def _greedy(S: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(rr, np.int64), np.array(cc, np.int64)
 
 
+def _usable(text: object) -> bool:
+    return isinstance(text, str) and bool(text.strip())
+
+
 def _sample(ids: Sequence[int], n: int, seed: int, purpose: str) -> list[int]:
     ids = sorted(ids)
     if len(ids) <= n:
@@ -121,15 +149,22 @@ def match_saes(
     """``method="explanations"``: cosine of the explanations' embeddings (``embedder``, e.g. MiniLM);
     baseline = the same matching after shuffling B's explanations over B's latents, scored by the
     true pairs' similarity (chance level). ``method="decoder"``: cosine of decoder rows; also MMCS."""
+    check_int("match_saes", "max_latents", max_latents, 1)
+    check_int("match_saes", "max_exact", max_exact, 1)
+    check_int("match_saes", "topk", topk, 1)
     if method == "explanations":
         if embedder is None:
             raise ValueError(
                 "method='explanations' needs an embedder (autointerp.embed.MiniLMEmbedder)"
             )
-        ia = _sample([i for i, t in a.explanations.items() if t], max_latents, seed, "a")
-        ib = _sample([i for i, t in b.explanations.items() if t], max_latents, seed, "b")
+        ia = _sample([i for i, t in a.explanations.items() if _usable(t)], max_latents, seed, "a")
+        ib = _sample([i for i, t in b.explanations.items() if _usable(t)], max_latents, seed, "b")
         if not ia or not ib:
-            raise ValueError("both SAEs need non-empty explanations to match by explanation")
+            empty = " and ".join(n for n, ids in (("A", ia), ("B", ib)) if not ids)
+            raise ValueError(
+                f"both SAEs need non-empty explanations to match by explanation; {empty} has none "
+                "(run the explain stage, or match by method='decoder')"
+            )
         ea = embedder.embed([a.explanations[i] for i in ia])
         eb = embedder.embed([b.explanations[i] for i in ib])
         S = ea @ eb.T
@@ -142,12 +177,15 @@ def match_saes(
         if a.W_dec is None or b.W_dec is None:
             raise ValueError("method='decoder' needs W_dec for both SAEs")
         m, _ = mmcs(a.W_dec, b.W_dec)
-        ia = _sample(range(len(a.W_dec)), max_latents, seed, "a")
-        ib = _sample(range(len(b.W_dec)), max_latents, seed, "b")
-        S = _unit_rows(a.W_dec[ia]) @ _unit_rows(b.W_dec[ib]).T
+        Wa, Wb = np.asarray(a.W_dec, np.float32), np.asarray(b.W_dec, np.float32)
+        ia = _sample(range(len(Wa)), max_latents, seed, "a")
+        ib = _sample(range(len(Wb)), max_latents, seed, "b")
+        S = _unit_rows(Wa[ia]) @ _unit_rows(Wb[ib]).T
         base = float(S.mean())  # random pairing
         res = _match(S, ia, ib, method, max_exact, topk, base)
         res.mmcs = m
+        if not (np.linalg.norm(Wa, axis=1) > 0).all() or not (np.linalg.norm(Wb, axis=1) > 0).all():
+            res.flags.append("zero_rows")  # an all-zero row has no direction: its cosines are 0
         return res
     raise ValueError(f"unknown method {method!r}; valid: explanations, decoder")
 
@@ -158,6 +196,12 @@ def agreement(x: MatchResult, y: MatchResult) -> float:
     dy = {int(i): int(j) for i, j in y.pairs}
     common = sorted(set(dx) & set(dy))
     if not common:
+        warnings.warn(
+            "agreement: the two matchings share no latent of A, so agreement is undefined (NaN); "
+            "match both on the same latents (same max_latents and seed)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return float("nan")
     return float(np.mean([dx[i] == dy[i] for i in common]))
 

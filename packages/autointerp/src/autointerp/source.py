@@ -7,6 +7,7 @@ per-latent sparse slices ``(global_token_index, value)`` sorted by token index.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Protocol, runtime_checkable
@@ -32,7 +33,16 @@ class UnknownLatentError(ValueError):
     pass
 
 
+class SourceError(ValueError):
+    """The activation source given is not usable (wrong object, inconsistent arrays)."""
+
+
 def check_latent(source: ActivationSource, i: int) -> None:
+    if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+        raise UnknownLatentError(
+            f"latent ids must be integers, got {i!r} ({type(i).__name__}); "
+            f"pass indices in 0..{source.n_latents - 1}"
+        )
     if not 0 <= int(i) < source.n_latents:
         raise UnknownLatentError(
             f"latent {i} does not exist: this cache has latents 0..{source.n_latents - 1}; "
@@ -58,6 +68,13 @@ class InMemorySource:
         self.valid = (
             np.ones(len(self.token_ids), bool) if valid is None else np.asarray(valid, bool)
         )
+        for name in ("doc_ids", "segment_ids", "valid"):
+            n = len(getattr(self, name))
+            if n != len(self.token_ids):
+                raise SourceError(
+                    f"{name} has {n} entries but there are {len(self.token_ids)} tokens; "
+                    "pass one entry per token"
+                )
         m = sp.csc_matrix(acts, dtype=np.float32)
         if m.shape[0] != len(self.token_ids):
             raise ValueError(
@@ -89,6 +106,21 @@ class SaeCoreCacheSource:
     unit up). ``positive_only=False`` keeps signed values (then quantiles/negatives are ill-defined)."""
 
     def __init__(self, cache, tokenizer, positive_only: bool = True) -> None:
+        if isinstance(cache, (str, bytes)) or hasattr(cache, "__fspath__"):
+            raise SourceError(
+                f"SaeCoreCacheSource takes an open cache, not a path ({cache!r}); pass "
+                "sae_core.cache.LatentCache.open(path)"
+            )
+        missing = [
+            a
+            for a in ("tokens", "rows", "recorded", "n_latents", "latent")
+            if not hasattr(cache, a)
+        ]
+        if missing:
+            raise SourceError(
+                f"SaeCoreCacheSource needs a sae_core LatentCache; got a {type(cache).__name__} "
+                f"without {', '.join(missing)} (open one with LatentCache.open(path))"
+            )
         self.cache = cache
         self.tok = tokenizer
         self.positive_only = positive_only

@@ -54,7 +54,9 @@ def read_record(path: Path, key: str | None = None) -> dict[str, Any] | None:
     """The stored record if present, parseable and (when ``key`` is given) made with that key."""
     try:
         obj = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+    except (FileNotFoundError, IsADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict):  # valid JSON but not a record: treated as damaged
         return None
     if key is not None and obj.get("key") != key:
         return None

@@ -6,6 +6,7 @@ import math
 from lm_kit.llm import LLMClient
 
 from autointerp.embed import Embedder
+from autointerp.errors import check_choice, check_int
 from autointerp.explainers.base import register
 from autointerp.explainers.default import DefaultExplainer
 from autointerp.schema import Explanation, LatentExamples
@@ -27,6 +28,8 @@ class BestOfKExplainer:
         max_tokens: int = 200,
         **_: object,
     ) -> None:
+        check_int("best_of_k explainer", "k", k, 1, "best-of-k needs at least one sample")
+        check_choice("best_of_k explainer", "select_by", select_by, ("embedding", "detection"))
         self.client = client
         self.k = k
         self.embedder = embedder

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from lm_kit.llm import GenParams, LLMClient
 
+from autointerp.errors import check_int
 from autointerp.explainers.base import register
 from autointerp.explainers.default import run_explain_prompt, top_train
 from autointerp.explainers.prompts import contrastive_messages
@@ -17,6 +18,9 @@ class ContrastiveExplainer:
     def __init__(
         self, client: LLMClient, n_pos: int = 15, n_neg: int = 5, max_tokens: int = 200, **_: object
     ) -> None:
+        check_int("contrastive explainer", "n_pos", n_pos, 1, "the prompt needs examples")
+        check_int("contrastive explainer", "n_neg", n_neg, 0)
+        check_int("contrastive explainer", "max_tokens", max_tokens, 1)
         self.client = client
         self.n_pos, self.n_neg = n_pos, n_neg
         self.params = GenParams(temperature=0.0, max_tokens=max_tokens)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from lm_kit.llm import GenParams, LLMClient
 
+from autointerp.errors import check_int
 from autointerp.explainers.base import register
 from autointerp.explainers.prompts import explain_messages
 from autointerp.llm import safe_chat
@@ -86,6 +87,8 @@ class DefaultExplainer:
         sample_index: int = 0,
         **_: object,
     ) -> None:
+        check_int("default explainer", "n_train", n_train, 1, "the prompt needs examples")
+        check_int("default explainer", "max_tokens", max_tokens, 1)
         self.client = client
         self.n_train = n_train
         self.cot = cot

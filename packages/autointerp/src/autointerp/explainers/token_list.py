@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from autointerp.errors import check_int
 from autointerp.explainers.base import register
 from autointerp.schema import Explanation, LatentExamples
 
@@ -20,7 +21,7 @@ class TokenListExplainer:
     """Model-free baseline: the top 5 tokens by summed activation over the train windows."""
 
     def __init__(self, n: int = 5, **_: object) -> None:
-        self.n = n
+        self.n = check_int("token_list explainer", "n", n, 1)
 
     async def explain(self, ex: LatentExamples) -> Explanation:
         toks = top_tokens(ex, self.n)

@@ -51,7 +51,7 @@ def precheck(
 ) -> ScoreResult | None:
     if "dead" in ex.flags:
         return skipped(ex, expl, name, metric, "dead")
-    if uses_explanation and (expl.failed or not expl.text):
+    if uses_explanation and (expl.failed or not expl.text.strip()):  # blank = no explanation
         return skipped(ex, expl, name, metric, "explanation_failed")
     if not ex.test:
         return skipped(ex, expl, name, metric, "low_support")

@@ -10,6 +10,7 @@ import numpy as np
 from lm_kit.llm import GenParams, LLMClient
 
 from autointerp.bootstrap import bootstrap_auroc, bootstrap_balanced_accuracy
+from autointerp.errors import check_int
 from autointerp.llm import safe_chat
 from autointerp.logprobs import binary_slot_probs
 from autointerp.metrics import auroc, classification_metrics, delong_se
@@ -24,7 +25,7 @@ from autointerp.schema import (
     Window,
 )
 from autointerp.scorers.base import precheck
-from autointerp.scorers.prompts import classifier_messages, repair_messages
+from autointerp.scorers.prompts import check_fewshot, classifier_messages, repair_messages
 from autointerp.sequential import SequentialRule, should_stop
 
 
@@ -97,6 +98,12 @@ class ClassifierScorer:
         stage_name: str | None = None,
         **_: object,
     ) -> None:
+        w = f"{getattr(self, 'name', self.kind)} scorer"
+        check_int(w, "n_per_prompt", n_per_prompt, 1)
+        check_int(w, "n_pos", n_pos, 1)
+        check_int(w, "n_neg", n_neg, 1)
+        check_fewshot(w, prompt_style, n_fewshot)
+        check_int(w, "bootstrap_b", bootstrap_b, 0, "0 turns the bootstrap CI off")
         self.client = client
         self.n_per_prompt = n_per_prompt
         self.n_pos, self.n_neg = n_pos, n_neg
@@ -257,6 +264,10 @@ class ClassifierScorer:
                     )["balanced_accuracy"]
         elif not ok:
             flags.add("all_failed")
+        elif not y.any():  # no metric without both classes: say which one is missing
+            flags.add("no_positives")
+        else:
+            flags.add("no_negatives")
         if coverage < 0.8:
             flags.add("insufficient")
         return ScoreResult(

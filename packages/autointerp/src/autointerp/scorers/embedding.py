@@ -6,6 +6,7 @@ import numpy as np
 
 from autointerp.bootstrap import bootstrap_auroc
 from autointerp.embed import Embedder
+from autointerp.errors import check_int
 from autointerp.format import plain
 from autointerp.metrics import auroc, delong_se
 from autointerp.rng import make_rng
@@ -13,6 +14,13 @@ from autointerp.schema import NEGATIVE_KINDS, Explanation, LatentExamples, Predi
 from autointerp.scorers.base import precheck, register
 
 STELLA_PREFIX = "Instruct: Retrieve sentences that could be related to the explanation.\nQuery:"
+
+
+def check_counts(name: str, n_pos: int, n_neg: int, bootstrap_b: int) -> None:
+    """The sample-size settings shared by the AUROC scorers (refused up front, never sliced)."""
+    check_int(f"{name} scorer", "n_pos", n_pos, 1)
+    check_int(f"{name} scorer", "n_neg", n_neg, 1)
+    check_int(f"{name} scorer", "bootstrap_b", bootstrap_b, 0, "0 turns the bootstrap CI off")
 
 
 def auroc_result(
@@ -66,6 +74,7 @@ class EmbeddingScorer:
         seed: int = 0,
         **_: object,
     ) -> None:
+        check_counts(self.name, n_pos, n_neg, bootstrap_b)
         self.embedder = embedder
         self.prefix = query_prefix
         self.n_pos, self.n_neg = n_pos, n_neg

@@ -6,7 +6,7 @@ from autointerp.embed import Embedder
 from autointerp.format import plain
 from autointerp.schema import Explanation, LatentExamples, ScoreResult
 from autointerp.scorers.base import precheck, register
-from autointerp.scorers.embedding import auroc_result
+from autointerp.scorers.embedding import auroc_result, check_counts
 
 
 @register("example_embedding", uses_explanation=False)
@@ -22,6 +22,7 @@ class ExampleEmbeddingScorer:
         seed: int = 0,
         **_: object,
     ) -> None:
+        check_counts(self.name, n_pos, n_neg, bootstrap_b)
         self.embedder = embedder
         self.n_pos, self.n_neg = n_pos, n_neg
         self.b = bootstrap_b

@@ -7,6 +7,7 @@ import numpy as np
 from lm_kit.llm import GenParams, LLMClient, Message
 
 from autointerp.bootstrap import bootstrap_mean
+from autointerp.errors import check_int
 from autointerp.format import n_highlight_runs, render
 from autointerp.llm import safe_chat
 from autointerp.parse import parse_response_index
@@ -42,6 +43,8 @@ class IntruderScorer:
             raise ValueError(
                 f"intruder_shown must be >= 3 (got {intruder_shown}); fewer makes the task ill-posed"
             )
+        check_int("intruder scorer", "n_intruder_trials", n_intruder_trials, 1)
+        check_int("intruder scorer", "bootstrap_b", bootstrap_b, 0, "0 turns the CI off")
         self.client = client
         self.n_trials = n_intruder_trials
         self.shown = intruder_shown

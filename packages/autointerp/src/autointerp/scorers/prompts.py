@@ -115,6 +115,23 @@ _DELPHI_FS_FUZZ = [
 ]
 
 
+# how many few-shot examples each prompt style has (``n_fewshot`` above this is refused)
+FEWSHOTS = {"spec": 1, "delphi": min(len(_DELPHI_FS_DET), len(_DELPHI_FS_FUZZ))}
+
+
+def check_fewshot(where: str, style: str, n_fewshot: int) -> None:
+    from autointerp.errors import ConfigError, check_choice, check_int
+
+    check_choice(where, "prompt_style", style, tuple(FEWSHOTS))
+    check_int(where, "n_fewshot", n_fewshot, 0)
+    if n_fewshot > FEWSHOTS[style]:
+        raise ConfigError(
+            f"{where}: n_fewshot={n_fewshot} but prompt_style={style!r} has only "
+            f"{FEWSHOTS[style]} few-shot example(s); use n_fewshot <= {FEWSHOTS[style]}"
+            + (" or prompt_style='delphi' (3)" if style == "spec" else "")
+        )
+
+
 def classifier_messages(
     kind: str, style: str, explanation: str, texts: list[str], n_fewshot: int
 ) -> list[Message]:

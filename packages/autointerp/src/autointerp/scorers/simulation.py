@@ -7,6 +7,7 @@ import numpy as np
 from lm_kit.llm import GenParams, LLMClient, Message
 
 from autointerp.bootstrap import bootstrap_pearson
+from autointerp.errors import check_int
 from autointerp.format import sanitize
 from autointerp.llm import safe_chat
 from autointerp.logprobs import expected_value_slots
@@ -64,6 +65,8 @@ class SimulationScorer:
         seed: int = 0,
         **_: object,
     ) -> None:
+        check_int("simulation scorer", "n_sim_windows", n_sim_windows, 1)
+        check_int("simulation scorer", "bootstrap_b", bootstrap_b, 0, "0 turns the CI off")
         self.client = client
         self.n = n_sim_windows
         self.b = bootstrap_b

@@ -6,7 +6,7 @@ from typing import Protocol
 from autointerp.format import plain
 from autointerp.schema import Explanation, LatentExamples, ScoreResult
 from autointerp.scorers.base import precheck, register
-from autointerp.scorers.embedding import auroc_result
+from autointerp.scorers.embedding import auroc_result, check_counts
 
 FEW_SHOTS = [
     ("names of birds", "A heron stood still in the shallow water."),
@@ -81,6 +81,7 @@ class SurprisalScorer:
         instruct_model: bool = False,
         **_: object,
     ) -> None:
+        check_counts(self.name, n_pos, n_neg, bootstrap_b)
         self.lm = lm
         self.n_pos, self.n_neg = n_pos, n_neg
         self.b = bootstrap_b
