@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from interp.cli import app
@@ -58,8 +59,60 @@ def test_run_end_to_end_on_a_tiny_model_and_sae(tiny_cache, tmp_path, monkeypatc
 
 def test_bad_llm_target_is_explained(tmp_path):
     res = runner.invoke(app, ["explain", "--run-dir", str(tmp_path), "--llm", "ftp://x"])
-    assert res.exit_code != 0
-    assert "OpenAI-compatible URL or local:<model>" in str(res.exception)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.stderr.startswith("error: ")
+    assert "OpenAI-compatible URL or local:<model>" in res.stderr
+
+
+def test_bad_options_and_missing_run_dirs_are_one_line_errors(tmp_path):
+    """Each bad value is refused before any model, cache or LLM is loaded: one 'error:' line on
+    stderr, exit 1, no traceback (a missing run dir used to get an empty report written into it)."""
+    (tmp_path / "file.txt").write_text("x")
+    nope, empty = tmp_path / "nope", tmp_path / "empty"
+    empty.mkdir()
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "manifest.json").write_text("{oops")
+    run = ["run", "--cache", str(nope), "--model", "tiny", "--run-dir", str(tmp_path / "r")]
+    cases = [
+        (run + ["--scorers", "detection,foo"], "--scorers: unknown name(s) ['foo']"),
+        (run + ["--explainers", "nope"], "--explainers: unknown name(s) ['nope']"),
+        (run + ["--llm", "http://127.0.0.1:9/v1"], "needs --llm-model NAME"),
+        (run + ["--prices", str(nope / "p.yaml")], "--prices"),
+        (run[:-1] + [str(tmp_path / "file.txt")], "is a file; pass a folder"),
+        (run, "is not a latent cache"),
+        (["score", "--run-dir", str(tmp_path), "--scorers", ","], "--scorers names nothing"),
+        (["explain", "--run-dir", str(empty)], "not an interp run directory"),
+        (["explain", "--run-dir", str(damaged)], "manifest.json is damaged"),
+        (["report", "--run-dir", str(nope)], "does not exist"),
+        (["status", "--run-dir", str(nope)], "does not exist"),
+        (["export", "--run-dir", str(nope), "--format", "jsonl"], "does not exist"),
+        (["compare", str(nope), str(empty)], "does not exist"),
+        (["demo", "--out", str(tmp_path / "file.txt")], "is a file; pass a folder"),
+        (["demo", "--units", "foo", "--out", str(tmp_path / "d")], "--units must include"),
+    ]
+    for args, needle in cases:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 1, (args, res.output, res.exception)
+        assert res.stderr.startswith("error: ") and needle in res.stderr, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
+    assert not nope.exists()  # nothing was written for a run dir that does not exist
+
+
+def test_latents_option_is_checked_against_the_cache():
+    from interp.cli import InterpInputError, _latents
+
+    assert _latents("3", 128) == [0, 1, 2] and _latents("5,1,5", 128) == [5, 1]
+    for spec, needle in (
+        ("0", "N >= 1"),
+        ("500", "only 128 latents"),
+        ("a,b", "comma list of latent ids"),
+        ("-1", "ids [-1] do not exist; valid ids are 0..127"),
+        ("3,128", "ids [128] do not exist"),
+        (",", "names no latents"),
+    ):
+        with pytest.raises(InterpInputError, match=re.escape(needle)):
+            _latents(spec, 128)
 
 
 def test_missing_examples_named(tmp_path):

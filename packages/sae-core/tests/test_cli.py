@@ -171,3 +171,64 @@ def test_train_sae_command_with_progress_bar(tmp_path):
     np.save(empty, np.zeros((0, 16), np.float32))
     r = runner.invoke(app, ["train-sae", str(empty), "--out", str(tmp_path / "e")])
     assert r.exit_code == 1 and "empty" in r.stderr
+
+
+def test_bad_data_files_are_one_line_errors(tmp_path):
+    """`cache --data`: a .jsonl line without "text", with invalid JSON or a non-string text, and a
+    non-UTF-8 file name the file, the line and the fix (checked before any model is loaded)."""
+    sae_core.save(_sae(), tmp_path / "sp", "sparsify")
+    files = {
+        "nokey.jsonl": ('{"text": "a"}\n{"txt": "b"}\n', ':2: each line needs a "text" key'),
+        "badjson.jsonl": ('{"text": "a"}\n{oops\n', ":2: not valid JSON"),
+        "list.jsonl": ('["a"]\n', "got list"),
+        "num.jsonl": ('{"text": 5}\n', '"text" must be a string, got int'),
+        "bin.txt": (b"\xff\xfe\x00x", "is not UTF-8 text"),
+    }
+    for name, (content, needle) in files.items():
+        p = tmp_path / name
+        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+        r = runner.invoke(
+            app, ["cache", "nope-model", str(tmp_path / "sp" / "layers.1"), "--data", str(p),
+                  "--out", str(tmp_path / "c")],
+        )  # fmt: skip
+        assert r.exit_code == 1, (name, r.output, r.exception)
+        assert r.stderr.startswith("error: --data ") and needle in r.stderr, (name, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+    r = runner.invoke(app, ["cache", "nope-model", "x", "--out", str(tmp_path / "c"),
+                            "--tokens", "1.2.3"])  # fmt: skip
+    assert r.exit_code == 2 and "not a count" in r.output and r.exception.__class__ is SystemExit
+
+
+def test_train_sae_bad_inputs_are_one_line_errors(tmp_path):
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    (tmp_path / "dir.npy").mkdir()
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    store = tmp_path / "store"
+    store.mkdir()
+    np.save(store / "a.npy", np.zeros((8, 4), np.float16))
+    (store / "manifest.json").write_text(json.dumps({"sites": ["a"], "files": {"a": "a.npy"}}))
+    cases = [
+        (["nope.npy"], "nope.npy does not exist"),
+        (["dir.npy"], "is not a file"),
+        (["bad.npy"], "is not a readable numeric .npy array"),
+        (["obj.npy"], "is not a readable numeric .npy array"),
+        (["nostore"], "not an lm-kit activation store; pass a store folder or a [N, d] .npy"),
+        (["store", "--site", "b"], "site 'b' is not in store"),
+    ]
+    for args, needle in cases:
+        r = runner.invoke(
+            app, ["train-sae", str(tmp_path / args[0]), *args[1:], "--out", str(tmp_path / "o")]
+        )
+        assert r.exit_code == 1, (args, r.output, r.exception)
+        assert r.stderr.startswith("error: ") and needle in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.output
+
+
+def test_parse_count_rejects_malformed_numbers():
+    import pytest
+    import typer
+
+    for bad in ("1.2.3", ".", "lots", "-5"):
+        with pytest.raises(typer.BadParameter, match="not a count"):
+            parse_count(bad)
+    assert parse_count("1.5k") == 1500 and parse_count(".5M") == 500_000

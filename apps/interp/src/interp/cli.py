@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -62,15 +64,108 @@ JudgeModel = Annotated[
 ]
 
 
-def _steering(subject, sae, site, judge, needed: bool):
-    if not needed:
-        return None, None
-    if subject is None or sae is None:
+class InterpInputError(ValueError):
+    """Bad command-line input (a missing run directory, a bad option value)."""
+
+
+def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input prints one 'error: ...' line on stderr and exits 1, with no traceback: our own
+    checks, and the ValueError / missing-file errors that autointerp, sae-core and lm-kit raise
+    with the problem and the fix in the message."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from autointerp.embed import MissingEmbedderError
+        from lm_kit.errors import LmKitError
+
+        try:
+            return fn(*args, **kwargs)
+        except json.JSONDecodeError as e:
+            typer.echo(f"error: a JSON file is damaged ({e}); fix or delete it and rerun", err=True)
+            raise typer.Exit(1) from None
+        except (
+            ValueError,
+            LmKitError,
+            MissingEmbedderError,
+            FileNotFoundError,
+            NotADirectoryError,
+            IsADirectoryError,
+            FileExistsError,
+        ) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _require_run_dir(run_dir: Path) -> Path:
+    """An existing run directory (one that ``interp run`` made: it holds manifest.json)."""
+    if not run_dir.is_dir():
+        raise InterpInputError(
+            f"run directory {run_dir} does not exist; create it with `interp run --cache CACHE "
+            "--model MODEL --run-dir DIR` (or check --run-dir)"
+        )
+    if not (run_dir / "manifest.json").is_file():
+        raise InterpInputError(
+            f"{run_dir} is not an interp run directory (no manifest.json); point --run-dir at a "
+            "folder made by `interp run`"
+        )
+    return run_dir
+
+
+def _check_llm(llm: str | None, llm_model: str | None) -> None:
+    """The --llm target's form, checked before anything is loaded."""
+    if llm is None:
+        return
+    if not llm.startswith(("http://", "https://", "local:")) or llm in ("local:",):
+        raise InterpInputError(
+            f"--llm must be an http(s):// OpenAI-compatible URL or local:<model>, got {llm!r}"
+        )
+    if llm.startswith(("http://", "https://")) and not llm_model:
+        raise InterpInputError(
+            f"--llm {llm} needs --llm-model NAME (the model served at that endpoint)"
+        )
+
+
+def _check_names(explainers: str | None = None, scorers: str | None = None) -> None:
+    """Unknown explainer/scorer names, refused before any model or cache is loaded."""
+    from autointerp.explainers.base import EXPLAINERS
+    from autointerp.pipeline import SCORERS
+
+    for opt, given, valid in (
+        ("--explainers", explainers, {*EXPLAINERS, "shuffled"}),
+        ("--scorers", scorers, set(SCORERS)),
+    ):
+        if given is None:
+            continue
+        names = _split(given)
+        if not names:
+            raise InterpInputError(f"{opt} names nothing; valid: {', '.join(sorted(valid))}")
+        bad = [n for n in names if n not in valid]
+        if bad:
+            raise InterpInputError(
+                f"{opt}: unknown name(s) {bad}; valid: {', '.join(sorted(valid))}"
+            )
+
+
+def _check_prices(prices: Path | None) -> None:
+    if prices is not None and not prices.is_file():
+        raise InterpInputError(f"--prices {prices} does not exist (or is not a file)")
+
+
+def _check_steering_args(subject, sae, needed: bool) -> None:
+    if needed and (subject is None or sae is None):
         raise typer.BadParameter(
             "the intervention explainer/scorer steers the coder's decoder directions into the "
             "subject model: pass --subject MODEL and --sae CODER_FOLDER",
             param_hint="--subject/--sae",
         )
+
+
+def _steering(subject, sae, site, judge, needed: bool):
+    if not needed:
+        return None, None
+    _check_steering_args(subject, sae, needed)
     from interp.llm_setup import make_steering
 
     return make_steering(subject, sae, site, judge)
@@ -87,7 +182,13 @@ def _load_cfg(run_dir: Path, preset_name: str | None):
         return preset(preset_name)
     man = run_dir / "manifest.json"
     if man.exists():
-        return PipelineConfig.from_dict(json.loads(man.read_text())["config"])
+        try:
+            return PipelineConfig.from_dict(json.loads(man.read_text())["config"])
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise InterpInputError(
+                f"{man} is damaged ({type(e).__name__}: {e}); restore it, or pass --preset NAME "
+                "to use a preset config instead"
+            ) from None
     return preset("default")
 
 
@@ -129,12 +230,35 @@ def _pipeline(
 def _latents(spec: str | None, n_latents: int | None) -> list[int] | None:
     if spec is None:
         return None
+    spec = spec.strip()
     if spec.isdigit():
-        return list(range(int(spec)))
-    return [int(x) for x in _split(spec)]
+        n = int(spec)
+        if n < 1:
+            raise InterpInputError(f"--latents {spec}: give N >= 1 (the first N latents)")
+        if n_latents is not None and n > n_latents:
+            raise InterpInputError(
+                f"--latents {spec}: the cache has only {n_latents} latents; pass N <= {n_latents}"
+            )
+        return list(range(n))
+    try:
+        out = [int(x) for x in _split(spec)]
+    except ValueError:
+        raise InterpInputError(
+            f"--latents {spec!r}: write N (the first N latents) or a comma list of latent ids, "
+            "e.g. 0,5,17"
+        ) from None
+    if not out:
+        raise InterpInputError(f"--latents {spec!r} names no latents; write e.g. 16 or 0,5,17")
+    hi = n_latents if n_latents is not None else None
+    bad = [i for i in out if i < 0 or (hi is not None and i >= hi)]
+    if bad:
+        valid = f"0..{hi - 1}" if hi is not None else ">= 0"
+        raise InterpInputError(f"--latents: ids {bad} do not exist; valid ids are {valid}")
+    return list(dict.fromkeys(out))
 
 
 @app.command()
+@_clean_errors
 def run(
     cache: Annotated[Path, typer.Option(help="sae-core latent cache directory")],
     model: Annotated[
@@ -169,13 +293,21 @@ def run(
     from lm_kit import load_model
     from sae_core.cache import LatentCache
 
+    _check_names(explainers, scorers)
+    _check_llm(llm, llm_model)
+    _check_prices(prices)
+    need = "intervention" in _split(scorers) + _split(explainers)
+    _check_steering_args(subject, sae, need)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InterpInputError(f"--run-dir {run_dir} is a file; pass a folder")
     cfg = _load_cfg(run_dir, preset)
     cfg = dataclasses.replace(
         cfg, score=dataclasses.replace(cfg.score, scorers=tuple(_split(scorers)))
     )
+    latent_cache = LatentCache.open(cache, coder=coder)  # a bad path fails before the model loads
     _, tok = load_model(model)
-    source = SaeCoreCacheSource(LatentCache.open(cache, coder=coder), tok)
-    need = "intervention" in _split(scorers) + _split(explainers)
+    source = SaeCoreCacheSource(latent_cache, tok)
+    lat = _latents(latents, source.n_latents)
     pipe = _pipeline(
         run_dir,
         cfg,
@@ -186,11 +318,11 @@ def run(
         prices=prices,
         steering=_steering(subject, sae, site, judge, need),
     )
-    lat = _latents(latents, source.n_latents)
     console.print(pipe.run(latents=lat))
 
 
 @app.command()
+@_clean_errors
 def explain(
     run_dir: RunDir,
     llm: Llm = None,
@@ -204,6 +336,11 @@ def explain(
 ) -> None:
     """Explain every latent with examples in RUN_DIR (skips finished ones)."""
     need = "intervention" in _split(explainers)
+    _check_names(explainers)
+    _check_llm(llm, llm_model)
+    _check_prices(prices)
+    _check_steering_args(subject, sae, need)
+    _require_run_dir(run_dir)
     pipe = _pipeline(
         run_dir,
         _load_cfg(run_dir, preset),
@@ -218,6 +355,7 @@ def explain(
 
 
 @app.command()
+@_clean_errors
 def score(
     run_dir: RunDir,
     scorers: Annotated[
@@ -238,6 +376,11 @@ def score(
     judge: JudgeModel = None,
 ) -> None:
     """Score the stored explanations with any scorers (skips finished ones), then rebuild the report."""
+    _check_names(explainers, scorers)
+    _check_llm(llm, llm_model)
+    _check_prices(prices)
+    _check_steering_args(subject, sae, "intervention" in _split(scorers))
+    _require_run_dir(run_dir)
     pipe = _pipeline(
         run_dir,
         _load_cfg(run_dir, preset),
@@ -251,11 +394,12 @@ def score(
 
 
 @app.command()
+@_clean_errors
 def report(run_dir: RunDir) -> None:
     """Tables and figures: scores.parquet/jsonl, summary.json, report.md, report.html, figures/."""
     from autointerp.report import write_report
 
-    path = write_report(run_dir)
+    path = write_report(_require_run_dir(run_dir))
     summ = json.loads((run_dir / "summary.json").read_text())
     t = Table(title="scores")
     for c in (
@@ -284,6 +428,7 @@ def report(run_dir: RunDir) -> None:
 
 
 @app.command()
+@_clean_errors
 def export(
     run_dir: RunDir,
     format: Annotated[
@@ -308,6 +453,11 @@ def export(
         raise typer.BadParameter(
             f"unknown format {format!r}; valid: parquet, jsonl, neuronpedia", param_hint="--format"
         )
+    _require_run_dir(run_dir)
+    if out is not None and format != "neuronpedia" and out.is_dir():
+        raise InterpInputError(
+            f"--out {out} is a folder; give a file name, e.g. {out}/scores.{format}"
+        )
     if format == "neuronpedia":
         from autointerp.export import export_neuronpedia
 
@@ -324,6 +474,7 @@ def export(
 
 
 @app.command()
+@_clean_errors
 def compare(
     run_a: Annotated[Path, typer.Argument(help="run directory of SAE A")],
     run_b: Annotated[Path, typer.Argument(help="run directory of SAE B")],
@@ -341,6 +492,8 @@ def compare(
     from interp.llm_setup import make_embedder
 
     def view(run: Path, sae: Path | None) -> SAEView:
+        if not run.is_dir():
+            raise InterpInputError(f"run directory {run} does not exist; check the path")
         ex = {
             e.latent: e.text
             for e in load_explanations(run)
@@ -372,10 +525,12 @@ def compare(
 
 
 @app.command()
+@_clean_errors
 def status(run_dir: RunDir) -> None:
     """Progress per stage and token usage so far."""
     from autointerp.accounting import load_usage, usage_by_stage
 
+    _require_run_dir(run_dir)
     n_ex = len(list((run_dir / "examples").glob("latent_*.json")))
     console.print(f"examples: {n_ex} latents")
     for d in sorted((run_dir / "explanations").glob("*")):
@@ -395,6 +550,7 @@ def status(run_dir: RunDir) -> None:
 
 
 @app.command()
+@_clean_errors
 def demo(
     quick: Annotated[
         bool, typer.Option("--quick", help="small sizes: ~10 min on 2 CPU cores")
@@ -423,6 +579,10 @@ def demo(
     (local backend) unless --llm points at an OpenAI-compatible endpoint."""
     from interp.demo import run_demo
 
+    _check_names(explainers)
+    _check_llm(llm, llm_model)
+    if out.exists() and not out.is_dir():
+        raise InterpInputError(f"--out {out} is a file; pass a folder for the demo")
     run_demo(
         out if not quick or out != Path("interp_demo") else Path("interp_demo_quick"),
         quick,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from .errors import RepeError
 
 app = typer.Typer(
     help="Representation engineering: reading vectors, steering, vector files.",
@@ -21,6 +26,80 @@ app.add_typer(eval_app, name="eval")
 ModelOpt = Annotated[
     str, typer.Argument(help="model: 'smollm2', 'tiny', a folder, a .gguf or a hub id")
 ]
+
+
+def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input (a :class:`RepeError` or an lm-kit error) prints one 'error: ...' line and exits 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from lm_kit.errors import LmKitError
+
+        try:
+            return fn(*args, **kwargs)
+        except (RepeError, LmKitError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise RepeError(f"--{name} must be >= 1, got {value}")
+
+
+def _finite(name: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise RepeError(f"--{name} must be a finite number, got {value}")
+
+
+def _floats(name: str, text: str) -> list[float]:
+    try:
+        out = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise RepeError(f"--{name} {text!r}: write comma-separated numbers, e.g. -1,0,1") from None
+    if not out or not all(math.isfinite(x) for x in out):
+        raise RepeError(f"--{name} {text!r}: give at least one finite number, e.g. -1,0,1")
+    return out
+
+
+def _read_jsonl(path: Path, what: str) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise RepeError(f"{what} file {path} does not exist (or is not a file); check the path")
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RepeError(
+                f"{path}:{i}: not valid JSON ({e.msg}); each line must be one JSON object"
+            ) from None
+        if not isinstance(d, dict):
+            raise RepeError(f"{path}:{i}: expected a JSON object, got {type(d).__name__}")
+        out.append(d)
+    if not out:
+        raise RepeError(f"{what} file {path} holds no records")
+    return out
+
+
+def _layer_list(text: str) -> list[int]:
+    """'1,2,5' or '14-20' -> block numbers (checked against the vector on use)."""
+    from .errors import LayerError
+
+    try:
+        if "-" in text.strip()[1:]:
+            a, b = text.split("-", 1)
+            out = list(range(int(a), int(b) + 1))
+        else:
+            out = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise LayerError(f"--layers {text!r}: write e.g. '14-20' or '1,4,7'") from None
+    if not out:
+        raise LayerError(f"--layers {text!r} selects no layers; write e.g. '14-20' or '1,4,7'")
+    return out
 
 
 def _load(spec: str) -> tuple[Any, Any]:
@@ -40,6 +119,7 @@ def _echo_json(d: Any) -> None:
 
 
 @app.command()
+@_clean_errors
 def train(
     model: ModelOpt,
     pairs: Annotated[
@@ -62,11 +142,14 @@ def train(
     from .metrics import LayerMetrics, LayerReport
     from .reader import fit_reading_vector
 
+    _positive("k", k)
+    _positive("batch-size", batch_size)
+    data = load_pairs_jsonl(str(pairs))
     m, tok = _load(model)
     v = fit_reading_vector(
         m,
         tok,
-        load_pairs_jsonl(str(pairs)),
+        data,
         _layers(layers),
         site,
         read,
@@ -101,6 +184,7 @@ def train(
 
 
 @app.command("read")
+@_clean_errors
 def read_cmd(
     model: ModelOpt,
     vector: Path,
@@ -118,10 +202,11 @@ def read_cmd(
     from .reader import evaluate_vector
     from .scan import scan
 
+    held_out = load_pairs_jsonl(str(pairs)) if pairs is not None else None
     m, tok = _load(model)
     v = load_vector(vector, m, strict=strict)
-    if pairs is not None:
-        rep = evaluate_vector(m, tok, v, load_pairs_jsonl(str(pairs)))
+    if held_out is not None:
+        rep = evaluate_vector(m, tok, v, held_out)
         typer.echo(rep.table())
         if figure:
             rep.plot(str(figure))
@@ -136,6 +221,7 @@ def read_cmd(
 
 
 @app.command("steer")
+@_clean_errors
 def steer_cmd(
     model: ModelOpt,
     vector: Path,
@@ -159,6 +245,8 @@ def steer_cmd(
     from .data import Stimulus, render
     from .io import load_vector
 
+    _positive("max-new-tokens", max_new_tokens)
+    _finite("coeff", coeff)
     m, tok = _load(model)
     v = load_vector(vector, m, strict=strict)
     r = render(Stimulus(user=prompt, prefix=prefix), tok)
@@ -178,6 +266,7 @@ def steer_cmd(
 
 
 @eval_app.command("sweep")
+@_clean_errors
 def eval_sweep(
     model: ModelOpt,
     vector: Path,
@@ -199,25 +288,37 @@ def eval_sweep(
     from .io import load_vector
     from .sites import normalise_layers, num_layers
 
+    _positive("max-tokens", max_tokens)
+    cs = _floats("coeffs", coeffs)
+    pw = [w for w in pos_words.split(",") if w.strip()]
+    nw = [w for w in neg_words.split(",") if w.strip()]
+    if not pw or not nw:
+        raise RepeError("--pos-words and --neg-words need at least one word each, e.g. good,great")
+    if not neutral.is_file():
+        raise RepeError(f"--neutral {neutral} does not exist (or is not a file); check the path")
+    parts = [p for p in layer_sets.split(";") if p.strip()]
+    if not parts or any("=" not in p for p in parts):
+        raise RepeError(f"--layer-sets {layer_sets!r}: write name=a-b;name2=c-d (or all=all)")
     m, tok = _load(model)
     v = load_vector(vector, m, strict=strict)
     n = num_layers(m)
     sets = {}
-    for part in layer_sets.split(";"):
+    for part in parts:
         name, _, spec = part.partition("=")
-        sets[name] = v.layers if spec == "all" else normalise_layers(spec, n)
+        sets[name.strip()] = v.layers if spec.strip() == "all" else normalise_layers(spec, n)
     stim = [Stimulus(user=prompt, prefix=prefix)]
-    pw, nw = pos_words.split(","), neg_words.split(",")
 
     def behaviour(factory: Any) -> dict[str, float]:
         return token_set_logodds(m, tok, stim, pw, nw, factory)
 
     texts = [t for t in neutral.read_text().split("\n\n") if t.strip()]
+    if not texts:
+        raise RepeError(f"--neutral {neutral} holds no text; give paragraphs of neutral prose")
     ds = sweep(
         m,
         tok,
         v,
-        [float(c) for c in coeffs.split(",")],
+        cs,
         sets,
         behaviour,
         texts,
@@ -231,6 +332,7 @@ def eval_sweep(
 
 
 @eval_app.command("mc")
+@_clean_errors
 def eval_mc(
     model: ModelOpt,
     data: Annotated[
@@ -247,8 +349,11 @@ def eval_mc(
     from .eval import load_mc_jsonl, mc_score
     from .io import load_vector
 
-    m, tok = _load(model)
+    _finite("coeff", coeff)
+    if reduce not in ("sum", "mean"):
+        raise RepeError(f"--reduce must be 'sum' or 'mean', got {reduce!r}")
     recs = load_mc_jsonl(str(data))
+    m, tok = _load(model)
     factory = None
     if vector is not None:
         v = load_vector(vector, m)
@@ -262,6 +367,7 @@ def eval_mc(
 
 
 @eval_app.command("ab")
+@_clean_errors
 def eval_ab(
     model: ModelOpt,
     data: Annotated[
@@ -279,8 +385,17 @@ def eval_ab(
     from .eval import ABItem, ab_prob
     from .io import load_vector
 
+    _finite("coeff", coeff)
+    fields = ("question", "answer_a", "answer_b", "match")
+    items = []
+    for i, d in enumerate(_read_jsonl(data, "A/B data"), 1):
+        missing = [f for f in fields if not isinstance(d.get(f), str)]
+        if missing:
+            raise RepeError(
+                f"{data}: record {i} lacks string field(s) {missing}; each needs {list(fields)}"
+            )
+        items.append(ABItem(**{f: d[f] for f in fields}))
     m, tok = _load(model)
-    items = [ABItem(**json.loads(line)) for line in data.read_text().splitlines() if line.strip()]
     factory = None
     if vector is not None:
         v = load_vector(vector, m)
@@ -294,6 +409,7 @@ def eval_ab(
 
 
 @app.command("export-gguf")
+@_clean_errors
 def export_gguf_cmd(
     vector: Path,
     out: Path,
@@ -313,14 +429,9 @@ def export_gguf_cmd(
         save_vector(v, out)
         typer.echo(f"imported {len(v.layers)} layers (hidden size {v.hidden_size}) -> {out}")
         return
+    _finite("coeff", coeff)
     v = load_vector(vector)
-    ls = (
-        None
-        if layers is None
-        else [int(x) for x in layers.replace("-", ",").split(",")]
-        if "-" not in layers
-        else list(range(int(layers.split("-")[0]), int(layers.split("-")[1]) + 1))
-    )
+    ls = None if layers is None else _layer_list(layers)
     export_gguf(v, out, coeff, ls, units=units, drop_layer0=drop_layer0)
     typer.echo(f"wrote {out} (llama.cpp: --control-vector-scaled {out} 1.0)")
 

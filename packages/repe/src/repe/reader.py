@@ -13,8 +13,9 @@ from .activations import pair_activations
 from .data.pairs import ContrastPair, pairs_sha256, validate_pairs
 from .data.splits import split_by_group
 from .data.templates import ChatFormat
-from .errors import PairDataError
+from .errors import LayerError, PairDataError, RepeError, VectorMismatchError
 from .finders import PAIRED_METHODS, fit_direction, get_finder
+from .finders.base import check_k
 from .metrics import (
     LayerMetrics,
     LayerReport,
@@ -26,6 +27,20 @@ from .metrics import (
 from .positions import ReadPosition, parse_read
 from .sites import model_identity, normalise_layers, num_layers
 from .vector import ReadingVector
+
+
+def _check_n_boot(n_boot: object) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
+        raise RepeError(f"n_boot (bootstrap resamples) must be an integer >= 1, got {n_boot!r}")
+
+
+def _check_batch_size(batch_size: object) -> None:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or batch_size < 1
+    ):
+        raise RepeError(f"batch_size must be an integer >= 1, got {batch_size!r}")
 
 
 def _as_layer_dict(x: Mapping[int, np.ndarray] | np.ndarray) -> dict[int, np.ndarray]:
@@ -44,6 +59,8 @@ class RepReader:
 
     def __init__(self, method: str = "mean_diff", *, k: int = 1, seed: int = 0, n_boot: int = 1000):
         get_finder(method)
+        check_k(k)
+        _check_n_boot(n_boot)
         self.method, self.k, self.seed, self.n_boot = method, k, seed, n_boot
         self.directions_: dict[int, Any] = {}
         self.calibration_: dict[int, dict[str, Any]] = {}
@@ -80,10 +97,23 @@ class RepReader:
         return self
 
     def score(self, acts: Mapping[int, np.ndarray] | np.ndarray) -> dict[int, np.ndarray]:
+        if not self.directions_:
+            raise RepeError("this RepReader is not fitted yet; call fit(pos, neg) first")
         out = {}
         for layer, a in _as_layer_dict(acts).items():
+            if layer not in self.directions_:
+                raise LayerError(
+                    f"no direction fitted at layer {layer}; the reader has layers "
+                    f"{sorted(self.directions_)}"
+                )
             d = self.directions_[layer]
-            out[layer] = (np.asarray(a, float) - d.mu) @ d.read[0]
+            a = np.asarray(a, float)
+            if a.ndim == 0 or a.shape[-1] != d.mu.shape[-1]:
+                raise VectorMismatchError(
+                    f"activations at layer {layer} have shape {a.shape} but the reader was fitted "
+                    f"on hidden size {d.mu.shape[-1]}; use activations from the same model and site"
+                )
+            out[layer] = (a - d.mu) @ d.read[0]
         return out
 
     def evaluate(
@@ -93,9 +123,16 @@ class RepReader:
         groups: Sequence[str] | None = None,
     ) -> LayerReport:
         sp, sn = self.score(pos), self.score(neg)
+        if set(sp) != set(sn):
+            raise PairDataError("positive and negative activations cover different layers")
         report = LayerReport()
         for layer in sorted(sp):
             p, n = sp[layer], sn[layer]
+            if len(p) == 0 or len(n) == 0:
+                raise PairDataError(
+                    f"empty evaluation data at layer {layer}: {len(p)} positive and {len(n)} "
+                    "negative examples; pass at least 1 of each"
+                )
             paired = len(p) == len(n)
             g = None if groups is None else np.asarray(groups)
             ci = (
@@ -151,6 +188,13 @@ def fit_reading_vector(
     """
     pairs = validate_pairs(pairs)
     get_finder(method)
+    check_k(k)
+    _check_n_boot(n_boot)
+    _check_batch_size(batch_size)
+    if not isinstance(split, int | float) or not 0 <= split < 1:
+        raise PairDataError(
+            f"split (the validation fraction) must be a number in [0, 1), got {split!r}"
+        )
     n_l = num_layers(model)
     ls = normalise_layers(layers, n_l)
     rp = parse_read(read)
@@ -241,6 +285,8 @@ def evaluate_vector(
 ) -> LayerReport:
     """Held-out AUROC / pair accuracy of a fitted vector, per layer."""
     pairs = validate_pairs(pairs)
+    _check_n_boot(n_boot)
+    _check_batch_size(batch_size)
     rp = parse_read(read or vector.meta.get("read_position", "last"))
     pos, neg = pair_activations(
         model,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from numbers import Integral
 from typing import Any
 
 from .errors import LayerError, RepeError
@@ -72,15 +73,34 @@ def normalise_layers(layers: int | str | Iterable[int] | None, n_layers: int) ->
         for part in layers.split(","):
             part = part.strip()
             sep = "-" if "-" in part[1:] else (":" if ":" in part else None)
-            if sep:
-                a, b = part[: part.index(sep, 1)], part[part.index(sep, 1) + 1 :]
-                lo, hi = _norm(int(a), n_layers, valid), _norm(int(b), n_layers, valid)
-                out.extend(range(lo, hi + 1))
-            else:
-                out.append(int(part))
+            try:
+                if sep:
+                    a, b = part[: part.index(sep, 1)], part[part.index(sep, 1) + 1 :]
+                    lo, hi = _norm(int(a), n_layers, valid), _norm(int(b), n_layers, valid)
+                    if lo > hi:
+                        raise LayerError(f"empty layer range {part!r} (start > end); {valid}")
+                    out.extend(range(lo, hi + 1))
+                else:
+                    out.append(int(part))
+            except ValueError as e:
+                if isinstance(e, LayerError):
+                    raise
+                raise LayerError(
+                    f"cannot read layers {layers!r}: {part!r} is not a layer number or range; "
+                    f"write e.g. '3', '-1', '2-5' or '1,4,7'; {valid}"
+                ) from None
         layers = out
     if isinstance(layers, int):
         layers = [layers]
+    try:
+        layers = list(layers)
+    except TypeError:
+        raise LayerError(
+            f"layers must be 'all', an int, a range string or ints, got {layers!r}"
+        ) from None
+    for layer in layers:
+        if isinstance(layer, bool) or not isinstance(layer, Integral):
+            raise LayerError(f"layer {layer!r} is not an integer block index; {valid}")
     result = [_norm(int(layer), n_layers, valid) for layer in layers]
     if len(set(result)) != len(result):
         raise LayerError(

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LayerError, VectorMismatchError
+from .errors import LayerError, RepeError, VectorMismatchError
 
 SCHEMA_VERSION = 1
 
@@ -36,10 +36,26 @@ class ReadingVector:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for store in (self.write, self.read):
+        for kind, store in (("write", self.write), ("read", self.read)):
             for layer, arr in list(store.items()):
-                a = np.asarray(arr, dtype=np.float32)
-                store[layer] = a[None] if a.ndim == 1 else a
+                try:
+                    a = np.asarray(arr, dtype=np.float32)
+                except (TypeError, ValueError) as e:
+                    raise VectorMismatchError(
+                        f"{kind} vector at layer {layer} is not numeric ({e})"
+                    ) from None
+                a = a[None] if a.ndim == 1 else a
+                if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+                    raise VectorMismatchError(
+                        f"{kind} vector at layer {layer} has shape {a.shape}; expected (k, hidden) "
+                        "or (hidden,)"
+                    )
+                if not np.isfinite(a).all():
+                    raise RepeError(
+                        f"{kind} vector at layer {layer} contains NaN or Inf; refit it on finite "
+                        "activations (or drop the layer with .select)"
+                    )
+                store[layer] = a
         for layer, arr in list(self.mu.items()):
             self.mu[layer] = np.asarray(arr, dtype=np.float32)
         if set(self.write) != set(self.read):
@@ -49,6 +65,14 @@ class ReadingVector:
         }
         if len(widths) > 1:
             raise VectorMismatchError(f"vectors of different widths {sorted(widths)} in one file")
+        d = next(iter(widths)) if widths else None
+        for layer, m in self.mu.items():
+            if m.ndim != 1 or (d is not None and m.shape[0] != d):
+                raise VectorMismatchError(
+                    f"centre mu at layer {layer} has shape {m.shape}; expected ({d or 'hidden'},)"
+                )
+            if not np.isfinite(m).all():
+                raise RepeError(f"centre mu at layer {layer} contains NaN or Inf; refit the vector")
         self.meta.setdefault("schema_version", SCHEMA_VERSION)
         if self.write:
             self.meta["hidden_size"] = self.hidden_size
@@ -60,6 +84,8 @@ class ReadingVector:
 
     @property
     def hidden_size(self) -> int:
+        if not self.write:
+            raise VectorMismatchError("the vector has no layers; fit or load one with directions")
         return int(next(iter(self.write.values())).shape[-1])
 
     @property
@@ -70,6 +96,12 @@ class ReadingVector:
         """Unit write direction at ``layer``."""
         if layer not in self.write:
             raise LayerError(f"vector has no layer {layer}; it has layers {self.layers}")
+        k = self.write[layer].shape[0]
+        if not isinstance(component, int | np.integer) or not -k <= component < k:
+            raise RepeError(
+                f"component {component!r} is out of range: the vector has {k} component(s) at "
+                f"layer {layer}; pass component in 0..{k - 1}"
+            )
         w = self.write[layer][component].astype(np.float64)
         n = np.linalg.norm(w)
         return (w / n if n > 0 else w).astype(np.float32)
@@ -140,7 +172,12 @@ class ReadingVector:
         return self._combine(other, -1.0)
 
     def __mul__(self, c: float) -> ReadingVector:
-        c = float(c)
+        try:
+            c = float(c)
+        except (TypeError, ValueError):
+            return NotImplemented  # type: ignore[return-value]
+        if not np.isfinite(c):
+            raise RepeError(f"cannot scale a vector by {c}; use a finite number")
         out = self._from_write({k: v * c for k, v in self.write.items()}, op=f"* {c}")
         if c < 0:  # keep reading orientation consistent with the write vector
             return out
@@ -150,6 +187,8 @@ class ReadingVector:
     __rmul__ = __mul__
 
     def __truediv__(self, c: float) -> ReadingVector:
+        if float(c) == 0:
+            raise RepeError("cannot divide a vector by 0")
         return self * (1.0 / float(c))
 
     def __neg__(self) -> ReadingVector:

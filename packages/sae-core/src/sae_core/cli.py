@@ -10,20 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from lm_kit.errors import LmKitError
 
-from sae_core.errors import SAECoreError
+from sae_core.errors import SAECoreError, ShapeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
 def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Bad input (an :class:`SAECoreError`) prints one 'error: ...' line and exits 1, no traceback."""
+    """Bad input (an :class:`SAECoreError`, or an lm-kit error such as an unknown model) prints
+    one 'error: ...' line and exits 1, no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except SAECoreError as e:
+        except (SAECoreError, LmKitError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from None
 
@@ -32,7 +34,7 @@ def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def parse_count(text: str) -> int:
     """'10M' → 10_000_000, '200k' → 200_000, '5000' → 5000."""
-    m = re.fullmatch(r"\s*([\d.]+)\s*([kKmMgG]?)\s*", text)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmMgG]?)\s*", text)
     if not m:
         raise typer.BadParameter(f"not a count: {text!r} (use e.g. 200k or 10M)")
     mult = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[m.group(2).lower()]
@@ -47,13 +49,72 @@ def _read_docs(data: str) -> list[str]:
     p = Path(data)
     if not p.is_file():
         raise typer.BadParameter(f"--data {data!r} is neither 'demo' nor a text file")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SAECoreError(
+            f"--data {p} is not UTF-8 text ({e.reason}); pass a .txt or .jsonl"
+        ) from None
     if p.suffix == ".jsonl":
-        return [json.loads(line)["text"] for line in text.splitlines() if line.strip()]
+        return _jsonl_texts(p, text)
     docs = [d.strip() for d in re.split(r"\n\s*\n", text) if d.strip()]
     if not docs:
         raise typer.BadParameter(f"{p} holds no text: the dataset is empty")
     return docs
+
+
+def _jsonl_texts(p: Path, text: str) -> list[str]:
+    """The "text" field of every JSONL line, with the line number on bad lines."""
+    docs = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SAECoreError(
+                f"--data {p}:{i}: not valid JSON ({e.msg}); each line must be an object "
+                '{"text": "..."}'
+            ) from None
+        if not isinstance(rec, dict) or "text" not in rec:
+            got = sorted(rec) if isinstance(rec, dict) else type(rec).__name__
+            raise SAECoreError(
+                f'--data {p}:{i}: each line needs a "text" key (got {got}); write {{"text": "..."}}'
+            )
+        if not isinstance(rec["text"], str):
+            raise SAECoreError(
+                f'--data {p}:{i}: "text" must be a string, got {type(rec["text"]).__name__}'
+            )
+        docs.append(rec["text"])
+    return docs
+
+
+def _load_training_data(store: Path, site: str | None) -> tuple[Any, str | None]:
+    """A [N, d] .npy file, or one site of an lm-kit ActivationStore folder."""
+    import numpy as np
+
+    if store.suffix == ".npy":
+        if not store.is_file():
+            raise SAECoreError(f"{store} does not exist (or is not a file); check the path")
+        try:
+            return np.load(store, mmap_mode="r"), site
+        except (ValueError, OSError, EOFError) as e:
+            raise ShapeError(
+                f"{store} is not a readable numeric .npy array ({e}); save activations with "
+                "numpy.save(path, array_of_shape_[tokens, d])"
+            ) from None
+    from lm_kit.extract import ActivationStore
+
+    try:
+        st = ActivationStore(store)
+    except FileNotFoundError as e:
+        raise SAECoreError(f"{e}; pass a store folder or a [N, d] .npy file") from None
+    if not st.sites:
+        raise SAECoreError(f"activation store {store} holds no sites")
+    site = site or st.sites[0]
+    if site not in st.sites:
+        raise SAECoreError(f"site {site!r} is not in store {store}; it has {st.sites}")
+    return st[site], site
 
 
 @app.command()
@@ -118,6 +179,8 @@ def cache(
     from sae_core.cache import CacheConfig, LatentCache, cache_latents
     from sae_core.formats import load
 
+    docs = _read_docs(data)
+    max_tokens = parse_count(tokens)
     m, tok = load_model(model)
     coders: dict[str, dict] = {}
     for spec in saes:
@@ -135,14 +198,14 @@ def cache(
     cfg = CacheConfig(
         ctx=ctx,
         batch_rows=batch_rows,
-        max_tokens=parse_count(tokens),
+        max_tokens=max_tokens,
         top_n=top_n,
         reservoir=reservoir,
         window=window,
         ram_budget_mb=ram_budget_mb,
         cooccurrence_bins=cooccurrence_bins,
     )
-    path = cache_latents(m, coders, _read_docs(data), out, cfg, tokenizer=tok)
+    path = cache_latents(m, coders, docs, out, cfg, tokenizer=tok)
     for c in LatentCache.list_coders(path):
         typer.echo(f"{c}: {json.dumps(LatentCache.open(path, c).stats.summary())}")
 
@@ -190,18 +253,9 @@ def train_sae(
     out: Path = typer.Option(..., help="output folder (sparsify layout; rerun to resume)"),
 ) -> None:
     """Train a TopK SAE (AuxK, decoder renormalisation) on stored activations."""
-    import numpy as np
-
     from sae_core.train import TrainConfig, train
 
-    if store.suffix == ".npy":
-        data = np.load(store, mmap_mode="r")
-    else:
-        from lm_kit.extract import ActivationStore
-
-        st = ActivationStore(store)
-        site = site or st.sites[0]
-        data = st[site]
+    data, site = _load_training_data(store, site)
     sae = train(
         data,
         TrainConfig(n_latents=latents, k=k, batch_size=batch_size, epochs=epochs, lr=lr, site=site),

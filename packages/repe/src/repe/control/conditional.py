@@ -65,7 +65,13 @@ class Condition(_GateOps):
         if isinstance(self.vector, ReadingVector):
             return self.vector.direction(self.layer)
         v = np.asarray(self.vector, dtype=np.float32).reshape(-1)
-        return v / np.linalg.norm(v)
+        n = float(np.linalg.norm(v))
+        if not np.isfinite(n) or n == 0:
+            raise RepeError(
+                "condition direction is zero or contains NaN/Inf; pass a fitted direction "
+                "(e.g. a ReadingVector) for the condition"
+            )
+        return v / n
 
 
 @dataclass(frozen=True, eq=False)

@@ -39,12 +39,24 @@ class Gaussian:
         return math.exp(-0.5 * ((layer - self.center) / self.sigma) ** 2)
 
 
+def _finite(name: str, x: object, *, positive: bool = False) -> float:
+    try:
+        f = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise RepeError(f"{name} must be a number, got {x!r}") from None
+    if not math.isfinite(f) or (positive and f <= 0):
+        raise RepeError(f"{name} must be a finite number{' > 0' if positive else ''}, got {x!r}")
+    return f
+
+
 def triangle(center: float, width: float) -> Triangle:
-    return Triangle(center, width)
+    return Triangle(_finite("triangle center", center), _finite("triangle width", width))
 
 
 def gaussian(center: float, sigma: float) -> Gaussian:
-    return Gaussian(center, sigma)
+    return Gaussian(
+        _finite("gaussian center", center), _finite("gaussian sigma", sigma, positive=True)
+    )
 
 
 ScheduleLike = str | Mapping[int, float] | Triangle | Gaussian | None
@@ -87,7 +99,14 @@ def layer_coefficients(
     schedule: ScheduleLike = None,
     units: str = "unit",
 ) -> dict[int, float]:
-    return {
-        layer: float(coeff) * schedule_weight(schedule, layer) * unit_scale(vector, layer, units)
-        for layer in layers
-    }
+    c = _finite("the steering coefficient (coeff)", coeff)
+    out = {}
+    for layer in layers:
+        g, u = schedule_weight(schedule, layer), unit_scale(vector, layer, units)
+        if not (math.isfinite(g) and math.isfinite(u)):
+            raise RepeError(
+                f"layer {layer}: non-finite coefficient (schedule weight {g}, {units!r} unit "
+                f"scale {u}); check the schedule values and the vector's calibration"
+            )
+        out[layer] = c * g * u
+    return out

@@ -150,6 +150,7 @@ def check_compatible_direction(cond: Condition, model: Any) -> None:
             f"condition direction has hidden size {d} but the model's hidden size is {hidden}; "
             "fit the condition vector on this model"
         )
+    cond.direction()  # raises on a zero or non-finite direction
 
 
 def _condition_gate(
@@ -175,6 +176,17 @@ def _resolve_specs(
         specs = [specs]
     if not specs:
         raise RepeError("steer() needs at least one SteerSpec")
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, SteerSpec):
+            raise RepeError(
+                f"steer() spec {i} is a {type(spec).__name__}; wrap each vector as "
+                "repe.SteerSpec(vector, coeff=..., layers=...)"
+            )
+        if not isinstance(spec.vector, ReadingVector):
+            raise RepeError(
+                f"SteerSpec {i}: vector is a {type(spec.vector).__name__}, not a ReadingVector; "
+                "load one with repe.load_vector or fit one with repe.fit_reading_vector"
+            )
     n_layers = num_layers(model)
     sites = {s.vector.site for s in specs}
     if len(sites) > 1:
@@ -193,6 +205,9 @@ def _resolve_specs(
         missing = [layer for layer in layers if layer not in v.write]
         if missing:
             raise LayerError(f"the vector has no direction for layers {missing}; it has {v.layers}")
+        bad = [layer for layer in layers if not np.isfinite(v.write[layer]).all()]
+        if bad:
+            raise RepeError(f"the vector has NaN or Inf at layers {bad}; refit or reload it")
         alphas = layer_coefficients(v, spec.coeff, layers, spec.schedule, spec.units)
         gate = spec.condition
         if gate is not None:
@@ -203,6 +218,15 @@ def _resolve_specs(
                     raise unknown("comparator", cond.comparator, COMPARATORS)
                 if cond.aggregate not in ("mean", "last"):
                     raise unknown("condition aggregate", cond.aggregate, ("mean", "last"))
+                try:
+                    thr = float(cond.threshold)
+                except (TypeError, ValueError):
+                    thr = float("nan")
+                if not np.isfinite(thr):
+                    raise RepeError(
+                        f"condition threshold must be a finite number, got {cond.threshold!r}; "
+                        "pick one with repe.control.find_best_condition_point"
+                    )
                 check_compatible_direction(cond, model)
                 cond.layer = normalise_layers([cond.layer], n_layers)[0]
                 conditions.append(cond)

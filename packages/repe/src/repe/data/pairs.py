@@ -29,7 +29,14 @@ class Stimulus:
 
 
 def _as_stimulus(x: str | Stimulus) -> Stimulus:
-    return x if isinstance(x, Stimulus) else Stimulus.raw(x)
+    if isinstance(x, Stimulus):
+        return x
+    if not isinstance(x, str):
+        raise PairDataError(
+            f"a contrast-pair side must be a string or a repe.Stimulus, got {type(x).__name__} "
+            f"{x!r:.60}"
+        )
+    return Stimulus.raw(x)
 
 
 @dataclass(frozen=True)
@@ -154,15 +161,35 @@ def load_pairs_jsonl(path: str) -> list[ContrastPair]:
         if isinstance(x, str):
             return Stimulus.raw(x)
         if isinstance(x, dict) and "prefix" in x or isinstance(x, dict) and "user" in x:
-            return Stimulus(user=x.get("user"), prefix=x.get("prefix", ""), system=x.get("system"))
+            st = Stimulus(user=x.get("user"), prefix=x.get("prefix", ""), system=x.get("system"))
+            if not isinstance(st.prefix, str) or any(
+                v is not None and not isinstance(v, str) for v in (st.user, st.system)
+            ):
+                raise PairDataError(f"{path}:{line}: user, prefix and system must be strings")
+            return st
         raise PairDataError(f"{path}:{line}: positive/negative must be a string or an object")
 
+    import os
+
+    if not os.path.isfile(path):
+        raise PairDataError(f"pairs file {path} does not exist (or is not a file); check the path")
     out = []
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            d = json.loads(line)
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise PairDataError(
+                    f"{path}:{i}: not valid JSON ({e.msg}); each line must be one JSON object "
+                    '{"positive": ..., "negative": ...}'
+                ) from None
+            if not isinstance(d, dict):
+                raise PairDataError(
+                    f"{path}:{i}: expected a JSON object with 'positive' and 'negative', got "
+                    f"{type(d).__name__}"
+                )
             for key in ("positive", "negative"):
                 if key not in d:
                     raise PairDataError(f"{path}:{i}: missing key {key!r}")

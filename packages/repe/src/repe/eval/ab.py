@@ -49,6 +49,9 @@ def ab_prob(
     """Per-item ``P(match) / (P(A) + P(B))``; steer with ``lambda: steer(m, specs, "response")``."""
     if not items:
         raise RepeError("no A/B items given")
+    for i, it in enumerate(items):
+        if it.match not in ("A", "B"):
+            raise RepeError(f"A/B item {i}: match must be 'A' or 'B', got {it.match!r}")
     a_id, b_id = letter_ids(tokenizer)
     rendered = [
         render(

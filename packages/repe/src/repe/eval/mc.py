@@ -19,7 +19,7 @@ import torch
 from ..activations import model_device, pad_id_of
 from ..data.pairs import Stimulus
 from ..data.templates import ChatFormat, render
-from ..errors import RepeError
+from ..errors import RepeError, unknown
 from ..positions import left_pad
 
 
@@ -32,12 +32,21 @@ class MCResult:
 
 
 def load_mc_jsonl(path: str) -> list[dict[str, Any]]:
+    import os
+
+    if not os.path.isfile(path):
+        raise RepeError(f"MC data file {path} does not exist (or is not a file); check the path")
     out = []
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if line.strip():
-                d = json.loads(line)
-                if "question" not in d or "mc1_targets" not in d:
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise RepeError(
+                        f"{path}:{i}: not valid JSON ({e.msg}); each line must be one JSON object"
+                    ) from None
+                if not isinstance(d, dict) or "question" not in d or "mc1_targets" not in d:
                     raise RepeError(f"{path}:{i}: needs 'question' and 'mc1_targets'")
                 out.append(d)
     return out
@@ -80,6 +89,8 @@ def mc_score(
 ) -> MCResult:
     if not records:
         raise RepeError("no MC records")
+    if reduce not in ("sum", "mean"):
+        raise unknown("reduce", reduce, ("sum", "mean"))
     mc1, mc2, chance = [], [], []
     for r in records:
         t1 = r["mc1_targets"]

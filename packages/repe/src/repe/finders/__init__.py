@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import unknown
-from .base import Direction, haufe_pattern
+from .base import Direction, check_k, haufe_pattern
 from .cluster import fit_cluster_mean
 from .compat import fit_repeng_pca_diff, fit_umap
 from .lda import fit_lda
@@ -49,6 +49,7 @@ def fit_direction(
     name: str, pos: np.ndarray, neg: np.ndarray, *, layer: int = 0, seed: int = 0, k: int = 1
 ) -> Direction:
     finder = get_finder(name)
+    k = check_k(k)
     if name == "pca_k" and k == 1:
         k = 2
     return finder(pos, neg, layer=layer, seed=seed, k=k)

@@ -60,12 +60,24 @@ def check_pairs(
             f"unequal pair counts: {len(pos)} positive vs {len(neg)} negative; paired methods "
             "need one negative per positive (or use an unpaired method such as cluster_mean)"
         )
+    check_k(k, pos.shape[1])
     n = min(len(pos), len(neg))
     if n < 2 or n < k:
         raise PairDataError(
             f"too few examples: {n} per class, need at least max(2, k={k}); add more pairs"
         )
     return pos, neg
+
+
+def check_k(k: object, width: int | None = None) -> int:
+    """``k`` (the number of components) must be an int in 1..hidden size."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise PairDataError(f"k (the number of components) must be an integer >= 1, got {k!r}")
+    if width is not None and k > width:
+        raise PairDataError(
+            f"k={k} components but the activations have only {width} dimensions; pass k <= {width}"
+        )
+    return int(k)
 
 
 def unit(v: np.ndarray) -> np.ndarray:

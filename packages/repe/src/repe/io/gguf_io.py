@@ -52,6 +52,8 @@ def export_gguf(
             f"llama.cpp control vectors act on block outputs (resid_post); this vector is for "
             f"{vector.site!r}"
         )
+    if not np.isfinite(coeff):
+        raise RepeError(f"coeff must be a finite number, got {coeff!r}")
     ls = vector.layers if layers is None else [int(x) for x in layers]
     if 0 in ls:
         if not drop_layer0:
@@ -62,8 +64,10 @@ def export_gguf(
     if not ls:
         raise RepeError("no layers left to export")
     from ..control.schedule import unit_scale
+    from .vector_file import check_out_dir
 
     path = Path(path)
+    check_out_dir(path)
     tmp = path.with_name(path.name + ".tmp")
     hint = model_hint or (vector.meta.get("model") or {}).get("model_type") or "unknown"
     writer = gguf.GGUFWriter(str(tmp), ARCH)

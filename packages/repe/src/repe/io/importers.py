@@ -30,10 +30,23 @@ def _from_directions(
     if not directions:
         raise VectorFileError(f"{source}: no directions to import")
     write: dict[int, np.ndarray] = {}
+    if not isinstance(directions, dict):
+        raise VectorFileError(
+            f"{source}: directions must map layer numbers to vectors, got {type(directions).__name__}"
+        )
     for k, v in directions.items():
-        arr = v.detach().float().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
-        arr = np.asarray(arr, dtype=np.float32).reshape(-1)
-        write[int(k)] = arr[None]
+        try:
+            layer = int(k)
+        except (TypeError, ValueError):
+            raise VectorFileError(f"{source}: direction key {k!r} is not a layer number") from None
+        try:
+            arr = v.detach().float().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+            arr = np.asarray(arr, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            raise VectorFileError(
+                f"{source}: direction for layer {k!r} is not a numeric vector"
+            ) from None
+        write[layer] = arr[None]
     lengths = {w.shape[-1] for w in write.values()}
     if len(lengths) != 1:
         raise VectorFileError(f"{source}: directions have unequal lengths {sorted(lengths)}")
@@ -79,10 +92,19 @@ def from_steering_vectors(obj_or_path: Any, layer_type: str | None = None) -> Re
     if isinstance(obj_or_path, str | os.PathLike):
         import torch
 
+        from .vector_file import check_in_file
+
+        check_in_file(obj_or_path, "steering-vectors file")
         try:
             obj = torch.load(str(obj_or_path), map_location="cpu", weights_only=True)
         except Exception:  # noqa: BLE001 - a pickled SteeringVector object
-            obj = torch.load(str(obj_or_path), map_location="cpu", weights_only=False)
+            try:
+                obj = torch.load(str(obj_or_path), map_location="cpu", weights_only=False)
+            except Exception as e:  # noqa: BLE001
+                raise VectorFileError(
+                    f"{obj_or_path} is not a readable torch.save file ({e}); it is damaged or "
+                    "another format"
+                ) from None
     if isinstance(obj, dict):
         acts = obj.get("layer_activations", obj)
         lt = layer_type or obj.get("layer_type", "decoder_block")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import VectorFileError, VectorMismatchError
+from ..errors import RepeError, VectorFileError, VectorMismatchError
 from ..sites import hidden_size as model_hidden_size
 from ..sites import model_identity
 from ..vector import SCHEMA_VERSION, ReadingVector
@@ -36,6 +36,7 @@ def save_vector(vector: ReadingVector, path: str | os.PathLike[str]) -> Path:
     from safetensors.numpy import save_file
 
     path = Path(path)
+    check_out_dir(path)
     tensors: dict[str, np.ndarray] = {}
     for layer in vector.layers:
         tensors[f"write.{layer}"] = np.ascontiguousarray(vector.write[layer], dtype=np.float32)
@@ -58,11 +59,34 @@ def save_vector(vector: ReadingVector, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def check_out_dir(path: Path) -> None:
+    """The output's folder must exist (a clear error instead of one from the writer)."""
+    if not path.parent.is_dir():
+        raise VectorFileError(
+            f"cannot write {path}: folder {path.parent} does not exist; create it first"
+        )
+
+
+def check_in_file(path: str | os.PathLike[str], what: str = "vector file") -> None:
+    p = Path(path)
+    if not p.exists():
+        raise VectorFileError(f"{what} {p} does not exist; check the path")
+    if not p.is_file():
+        raise VectorFileError(f"{what} {p} is not a file (a folder?); pass the file itself")
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="np") as f:
-        raw = (f.metadata() or {}).get("repe")
+    check_in_file(path)
+    try:
+        with safe_open(str(path), framework="np") as f:
+            raw = (f.metadata() or {}).get("repe")
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise VectorFileError(
+            f"{path} is not a readable .safetensors file ({e}); it is damaged or another format "
+            "(llama.cpp vectors: repe.import_gguf)"
+        ) from None
     if raw is None:
         raise VectorFileError(
             f"{path} has no __metadata__['repe'] entry; it is not a repe vector file (for "
@@ -73,11 +97,27 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         meta = json.loads(raw)
     except json.JSONDecodeError as e:
         raise VectorFileError(f"{path}: metadata key 'repe' is not valid JSON ({e})") from e
+    if not isinstance(meta, dict):
+        raise VectorFileError(
+            f"{path}: metadata key 'repe' holds a {type(meta).__name__}, not a JSON object; "
+            "the file is corrupt"
+        )
     for key in REQUIRED_META:
         if key not in meta:
             raise VectorFileError(f"{path}: metadata is missing key {key!r}; the file is corrupt")
     if meta["layer_index"] != "block_0based":
         raise VectorFileError(f"{path}: unsupported layer_index {meta['layer_index']!r}")
+    hs = meta["hidden_size"]
+    if isinstance(hs, bool) or not isinstance(hs, int) or hs < 1:
+        raise VectorFileError(
+            f"{path}: metadata key 'hidden_size' must be a positive integer, got {hs!r}"
+        )
+    for key in ("signs", "calibration", "model"):
+        if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
+            raise VectorFileError(
+                f"{path}: metadata key {key!r} must be a JSON object, got "
+                f"{type(meta[key]).__name__}; the file is corrupt"
+            )
     return meta
 
 
@@ -114,26 +154,50 @@ def load_vector(
     from safetensors.numpy import load_file
 
     meta = read_metadata(path)
-    tensors = load_file(str(path))
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise VectorFileError(
+            f"{path}: cannot read the tensors ({e}); the file is damaged"
+        ) from None
     write: dict[int, np.ndarray] = {}
     read: dict[int, np.ndarray] = {}
     mu: dict[int, np.ndarray] = {}
+    stores = {"write": write, "read": read, "mu": mu}
     for name, arr in tensors.items():
         kind, _, layer_s = name.partition(".")
         try:
             layer = int(layer_s)
         except ValueError:
             raise VectorFileError(f"{path}: unexpected tensor name {name!r}") from None
-        {"write": write, "read": read, "mu": mu}.get(kind, {})[layer] = arr
+        if kind not in stores:
+            raise VectorFileError(
+                f"{path}: unexpected tensor name {name!r} (expected write.L, read.L, mu.L)"
+            )
+        stores[kind][layer] = arr
+    if not write:
+        raise VectorFileError(f"{path} holds no write.L / read.L tensors; the file is corrupt")
     if set(write) != set(read):
         raise VectorFileError(f"{path}: write and read tensors cover different layers")
-    signs = {int(k): int(v) for k, v in meta.pop("signs", {}).items()}
-    calib = {int(k): v for k, v in meta.pop("calibration", {}).items()}
-    v = ReadingVector(write=write, read=read, mu=mu, signs=signs, calibration=calib, meta=meta)
-    if v.hidden_size != meta["hidden_size"]:
+    stored_hidden = meta["hidden_size"]
+    try:
+        signs = {int(k): int(v) for k, v in (meta.pop("signs", None) or {}).items()}
+        calib = {int(k): v for k, v in (meta.pop("calibration", None) or {}).items()}
+        if any(not isinstance(c, dict) for c in calib.values()):
+            raise TypeError("each calibration entry must be a JSON object")
+    except (TypeError, ValueError) as e:
         raise VectorFileError(
-            f"{path}: metadata key 'hidden_size' says {meta['hidden_size']} but tensors have "
-            f"{v.hidden_size}"
+            f"{path}: metadata keys 'signs'/'calibration' must map layer numbers to values ({e}); "
+            "the file is corrupt"
+        ) from None
+    try:
+        v = ReadingVector(write=write, read=read, mu=mu, signs=signs, calibration=calib, meta=meta)
+    except RepeError as e:
+        raise VectorFileError(f"{path}: {e}") from None
+    if v.hidden_size != stored_hidden:
+        raise VectorFileError(
+            f"{path}: metadata key 'hidden_size' says {stored_hidden} but tensors have "
+            f"{v.hidden_size}; the file is corrupt"
         )
     if model is not None:
         check_compatible(v, model, strict=strict)
