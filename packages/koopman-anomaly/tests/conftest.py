@@ -1,7 +1,7 @@
 import warnings
 
 import pytest
-from koopman_anomaly import synth
+from koopman_anomaly import KoopmanAnomalyDetector, synth
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +26,23 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
+
+
+@pytest.fixture(scope="session")
+def make_det(small_periods):
+    """The tests' detector: harmonic forecaster, both covariates, the small periods, HAC null;
+    keyword arguments override any setting."""
+
+    def make(**kw):
+        base = dict(
+            forecaster="harmonic",
+            covariates=("temperature", "wind"),
+            train=small_periods["train"],
+            calib=small_periods["calib"],
+            alpha=0.01,
+            null="hac",
+            correction="none",
+        )
+        return KoopmanAnomalyDetector(**{**base, **kw})
+
+    return make

@@ -15,23 +15,9 @@ from koopman_anomaly.null import HACNull
 from koopman_anomaly.windows import window_stats
 
 
-def _det(p, **kw):
-    base = dict(
-        forecaster="harmonic",
-        covariates=("temperature", "wind"),
-        train=p["train"],
-        calib=p["calib"],
-        alpha=0.01,
-        null="hac",
-        correction="none",
-    )
-    base.update(kw)
-    return KoopmanAnomalyDetector(**base)
-
-
 @pytest.fixture(scope="module")
-def fitted(small_stations, small_periods):
-    return _det(small_periods).fit(small_stations, progress=False)
+def fitted(small_stations, make_det):
+    return make_det().fit(small_stations, progress=False)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -62,26 +48,26 @@ def fitted(small_stations, small_periods):
         ),
     ],
 )
-def test_bad_config_is_refused_at_fit(small_stations, small_periods, kw, match):
+def test_bad_config_is_refused_at_fit(small_stations, kw, match, make_det):
     with pytest.raises(ConfigError, match=match):
-        _det(small_periods, **kw).fit(small_stations, progress=False)
+        make_det(**kw).fit(small_stations, progress=False)
 
 
 # -------------------------------------------------------------------------------- data
-def test_empty_data_is_refused(small_stations, small_periods):
+def test_empty_data_is_refused(small_stations, make_det):
     with pytest.raises(InvalidDataError, match=r"empty along \['time'\]"):
-        _det(small_periods).fit(small_stations.isel(time=slice(0, 0)), progress=False)
+        make_det().fit(small_stations.isel(time=slice(0, 0)), progress=False)
     with pytest.raises(InvalidDataError, match=r"empty along \['station'\]"):
-        _det(small_periods).fit(small_stations.isel(station=slice(0, 0)), progress=False)
+        make_det().fit(small_stations.isel(station=slice(0, 0)), progress=False)
 
 
-def test_non_hourly_or_incomplete_time_axis(small_stations, small_periods):
+def test_non_hourly_or_incomplete_time_axis(small_stations, make_det):
     with pytest.raises(InvalidDataError, match="time step is 0 days 02:00:00, not 1 h"):
-        _det(small_periods).fit(small_stations.isel(time=slice(None, None, 2)), progress=False)
+        make_det().fit(small_stations.isel(time=slice(None, None, 2)), progress=False)
     keep = np.ones(small_stations.sizes["time"], bool)
     keep[100:103] = False  # three missing hourly rows
     with pytest.raises(InvalidDataError, match=r"resample\(time='1h'\).asfreq\(\)"):
-        _det(small_periods).fit(small_stations.isel(time=keep), progress=False)
+        make_det().fit(small_stations.isel(time=keep), progress=False)
 
 
 @pytest.mark.parametrize(
@@ -92,25 +78,27 @@ def test_non_hourly_or_incomplete_time_axis(small_stations, small_periods):
         (("time",), lambda T: np.array(["a"] * T), "not numeric"),
     ],
 )
-def test_bad_covariate(small_stations, small_periods, dims, values, match):
+def test_bad_covariate(small_stations, dims, values, match, make_det):
     ds = small_stations.copy()
     ds["c"] = (dims, values(ds.sizes["time"]))
     with pytest.raises(InvalidDataError, match=match):
-        _det(small_periods, covariates=("c",)).fit(ds, progress=False)
+        make_det(covariates=("c",)).fit(ds, progress=False)
 
 
-def test_all_nan_covariate_in_training(small_stations, small_periods):
+def test_all_nan_covariate_in_training(small_stations, make_det):
     ds = small_stations.copy(deep=True)
     ds["temperature"][:] = np.nan
     with pytest.raises(InvalidDataError, match="'temperature' has no finite value"):
-        _det(small_periods).fit(ds, progress=False)
+        make_det().fit(ds, progress=False)
 
 
-def test_all_nan_variable_warns_at_fit_and_errors_at_detect(small_stations, small_periods):
+def test_all_nan_variable_warns_at_fit_and_errors_at_detect(
+    small_stations, small_periods, make_det
+):
     ds = small_stations.copy(deep=True)
     ds["no2"][:] = np.nan
     with pytest.warns(UserWarning, match="no station could be fitted"):
-        det = _det(small_periods).fit(ds, progress=False)
+        det = make_det().fit(ds, progress=False)
     with pytest.raises(InvalidDataError, match="no station has a fitted model"):
         det.detect(ds, monitor=small_periods["monitor"])
 
@@ -125,12 +113,12 @@ def test_detect_on_other_stations(fitted, small_stations, small_periods):
     assert out.status.values[-1] == "failed"
 
 
-def test_station_without_calibration_data_warns(small_stations, small_periods):
+def test_station_without_calibration_data_warns(small_stations, small_periods, make_det):
     ds = small_stations.copy(deep=True)
     t = pd.DatetimeIndex(ds.time.values)
     cal = (t >= "2019-10-01") & (t < "2020-01-01")
     ds["no2"].values[cal, 1] = np.nan
-    det = _det(small_periods).fit(ds, progress=False)
+    det = make_det().fit(ds, progress=False)
     with pytest.warns(UserWarning, match=r"stations \['S01'\] have fewer than k=168 valid"):
         det.detect(ds, monitor=small_periods["monitor"])
 
@@ -158,19 +146,19 @@ def test_config_changed_after_fit_is_checked_at_detect(fitted, small_stations, s
 
 
 # --------------------------------------------------------------------------- run dir / io
-def test_corrupt_manifest_and_missing_model(tmp_path, small_stations, small_periods):
+def test_corrupt_manifest_and_missing_model(tmp_path, small_stations, make_det):
     rd = tmp_path / "run"
     rd.mkdir()
     (rd / "manifest.json").write_text("{not json")
     with pytest.raises(ConfigError, match="manifest.json is unreadable"):
         KoopmanAnomalyDetector.load(rd)
     with pytest.raises(ConfigError, match="--force"):
-        _det(small_periods).fit(small_stations, run_dir=rd, progress=False)
+        make_det().fit(small_stations, run_dir=rd, progress=False)
     (rd / "manifest.json").write_text(json.dumps({"a": 1}))
     with pytest.raises(ConfigError, match="not a koopman_anomaly manifest"):
         KoopmanAnomalyDetector.load(rd)
     # force rebuilds a corrupt run
-    _det(small_periods).fit(small_stations, run_dir=rd, force=True, progress=False)
+    make_det().fit(small_stations, run_dir=rd, force=True, progress=False)
     (rd / "models" / "S00" / "obs" / "model.json").unlink()
     with pytest.raises(ConfigError, match="station S00: model .* missing"):
         KoopmanAnomalyDetector.load(rd)

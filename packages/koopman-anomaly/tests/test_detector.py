@@ -9,20 +9,6 @@ from koopman_anomaly.forecast import HarmonicForecaster, NormalPredictive
 from koopman_anomaly.residuals import fit_twin, standardised_residuals
 
 
-def _det(p, **kw):
-    base = dict(
-        forecaster="harmonic",
-        covariates=("temperature", "wind"),
-        train=p["train"],
-        calib=p["calib"],
-        alpha=0.01,
-        null="hac",
-        correction="none",
-    )
-    base.update(kw)
-    return KoopmanAnomalyDetector(**base)
-
-
 def test_pit_residual_equals_normal_z():
     pred = NormalPredictive(np.array([1.0, 2.0]), np.array([0.5, 2.0]))
     z = standardised_residuals(np.array([2.0, np.nan]), pred)
@@ -59,10 +45,10 @@ def test_harmonic_forecaster_recovers_cycle_and_roundtrip(tmp_path):
     np.testing.assert_allclose(back.predict(t).mean(), pr.mean())
 
 
-def test_twin_detects_lockdown_and_status(small_stations, small_periods):
+def test_twin_detects_lockdown_and_status(small_stations, small_periods, make_det):
     ds = small_stations.copy(deep=True)
     ds["no2"].values[:, 3] = np.nan  # an all-NaN station
-    det = _det(small_periods, reference="model_no2").fit(ds, progress=False)
+    det = make_det(reference="model_no2").fit(ds, progress=False)
     out = det.detect(ds, monitor=small_periods["monitor"])
     assert out.status.values.tolist()[3] == "insufficient_data"
     assert (out.flag.values[:, 3] == 0).all()
@@ -79,8 +65,8 @@ def test_twin_detects_lockdown_and_status(small_stations, small_periods):
     assert json.loads(out.attrs["config"])["null"] == "hac"
 
 
-def test_hac_t_null_is_more_conservative_in_the_tail(small_stations, small_periods):
-    det = _det(small_periods, reference="model_no2").fit(small_stations, progress=False)
+def test_hac_t_null_is_more_conservative_in_the_tail(small_stations, small_periods, make_det):
+    det = make_det(reference="model_no2").fit(small_stations, progress=False)
     p_n = det.detect(small_stations, monitor=small_periods["monitor"]).p_value.values
     det.config.null = "hac_t"
     out = det.detect(small_stations, monitor=small_periods["monitor"])
@@ -90,8 +76,8 @@ def test_hac_t_null_is_more_conservative_in_the_tail(small_stations, small_perio
     assert json.loads(out.attrs["config"])["null"] == "hac_t"
 
 
-def test_output_roundtrip_and_cf(tmp_path, small_stations, small_periods):
-    det = _det(small_periods).fit(small_stations, progress=False)
+def test_output_roundtrip_and_cf(tmp_path, small_stations, small_periods, make_det):
+    det = make_det().fit(small_stations, progress=False)
     out = det.detect(small_stations, monitor=small_periods["monitor"])
     p = io.write_netcdf_atomic(out, tmp_path / "det.nc")
     back = io.open_dataset(p)
@@ -100,9 +86,9 @@ def test_output_roundtrip_and_cf(tmp_path, small_stations, small_periods):
     np.testing.assert_allclose(back.p_value.values, out.p_value.values)
 
 
-def test_run_dir_resume_and_config_guard(tmp_path, small_stations, small_periods):
+def test_run_dir_resume_and_config_guard(tmp_path, small_stations, small_periods, make_det):
     rd = tmp_path / "run"
-    det = _det(small_periods).fit(small_stations, run_dir=rd, progress=False)
+    det = make_det().fit(small_stations, run_dir=rd, progress=False)
     m = json.loads((rd / "manifest.json").read_text())
     assert set(m["stations"].values()) == {"ok"}
     loaded = KoopmanAnomalyDetector.load(rd)
@@ -110,41 +96,39 @@ def test_run_dir_resume_and_config_guard(tmp_path, small_stations, small_periods
     b = loaded.detect(small_stations, monitor=small_periods["monitor"])
     np.testing.assert_allclose(a.p_value.values, b.p_value.values)
     with pytest.raises(ConfigError, match="different configuration"):
-        _det(small_periods, periods=("24h",), forecaster_options={"harmonics": (2,)}).fit(
+        make_det(periods=("24h",), forecaster_options={"harmonics": (2,)}).fit(
             small_stations, run_dir=rd, progress=False
         )
     # a resumed fit reloads finished stations instead of refitting
-    det2 = _det(small_periods).fit(small_stations, run_dir=rd, progress=False)
+    det2 = make_det().fit(small_stations, run_dir=rd, progress=False)
     np.testing.assert_allclose(det2.models_["S00"].coef_, det.models_["S00"].coef_)
 
 
-def test_bad_configs(small_stations, small_periods):
+def test_bad_configs(small_stations, small_periods, make_det):
     with pytest.raises(ConfigError, match="overlaps"):
-        _det(small_periods, calib=("2019-09-01", "2019-12-31")).fit(small_stations, progress=False)
+        make_det(calib=("2019-09-01", "2019-12-31")).fit(small_stations, progress=False)
     with pytest.raises(ConfigError, match="alpha"):
-        _det(small_periods, alpha=0.7).fit(small_stations, progress=False)
-    det = _det(small_periods, null="empirical", alpha=0.0002).fit(small_stations, progress=False)
+        make_det(alpha=0.7).fit(small_stations, progress=False)
+    det = make_det(null="empirical", alpha=0.0002).fit(small_stations, progress=False)
     with pytest.raises(ConfigError, match="hac"):
         det.detect(small_stations, monitor=small_periods["monitor"])
     ds = small_stations.copy(deep=True)
     ds["temperature"].values[-5, 0] = np.nan
-    det = _det(small_periods).fit(ds, progress=False)
+    det = make_det().fit(ds, progress=False)
     with pytest.raises(InvalidDataError, match="covariate missing"):
         det.detect(ds, monitor=small_periods["monitor"])
 
 
-def test_reference_units_mismatch(small_stations, small_periods):
+def test_reference_units_mismatch(small_stations, make_det):
     ds = small_stations.copy(deep=True)
     ds["model_no2"].attrs["units"] = "ppb"
     with pytest.raises(InvalidDataError, match="units"):
-        _det(small_periods, reference="model_no2").fit(ds, progress=False)
+        make_det(reference="model_no2").fit(ds, progress=False)
 
 
 @pytest.mark.parametrize("method", ["cusum", "glr"])
-def test_sequential_methods_flag_lockdown(small_stations, small_periods, method):
-    det = _det(small_periods, reference="model_no2", method=method).fit(
-        small_stations, progress=False
-    )
+def test_sequential_methods_flag_lockdown(small_stations, small_periods, method, make_det):
+    det = make_det(reference="model_no2", method=method).fit(small_stations, progress=False)
     out = det.detect(small_stations, monitor=small_periods["monitor"])
     evs = events_from_labels(small_stations.anomaly.values)
     hit, _ = event_detection(out.flag.values != 0, evs, 168)
@@ -152,8 +136,8 @@ def test_sequential_methods_flag_lockdown(small_stations, small_periods, method)
     assert np.isfinite(out.cusum.values[out.in_monitor.values == 1]).any()
 
 
-def test_combination_and_maxt(small_stations, small_periods):
-    det = _det(small_periods, reference="model_no2", combine="stouffer", correction="maxt").fit(
+def test_combination_and_maxt(small_stations, small_periods, make_det):
+    det = make_det(reference="model_no2", combine="stouffer", correction="maxt").fit(
         small_stations, progress=False
     )
     out = det.detect(small_stations, monitor=small_periods["monitor"])
