@@ -65,21 +65,9 @@ def _floats(name: str, text: str) -> list[float]:
 
 
 def _read_jsonl(path: Path, what: str) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise RepeError(f"{what} file {path} does not exist (or is not a file); check the path")
-    out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RepeError(
-                f"{path}:{i}: not valid JSON ({e.msg}); each line must be one JSON object"
-            ) from None
-        if not isinstance(d, dict):
-            raise RepeError(f"{path}:{i}: expected a JSON object, got {type(d).__name__}")
-        out.append(d)
+    from .data.jsonl import read_json_objects
+
+    out = [d for _, d in read_json_objects(path, what)]
     if not out:
         raise RepeError(f"{what} file {path} holds no records")
     return out

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import PairDataError
+from .jsonl import read_json_objects
 
 
 @dataclass(frozen=True)
@@ -169,33 +170,15 @@ def load_pairs_jsonl(path: str) -> list[ContrastPair]:
             return st
         raise PairDataError(f"{path}:{line}: positive/negative must be a string or an object")
 
-    import os
-
-    if not os.path.isfile(path):
-        raise PairDataError(f"pairs file {path} does not exist (or is not a file); check the path")
     out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PairDataError(
-                    f"{path}:{i}: not valid JSON ({e.msg}); each line must be one JSON object "
-                    '{"positive": ..., "negative": ...}'
-                ) from None
-            if not isinstance(d, dict):
-                raise PairDataError(
-                    f"{path}:{i}: expected a JSON object with 'positive' and 'negative', got "
-                    f"{type(d).__name__}"
-                )
-            for key in ("positive", "negative"):
-                if key not in d:
-                    raise PairDataError(f"{path}:{i}: missing key {key!r}")
-            out.append(
-                ContrastPair(
-                    stim(d["positive"], i), stim(d["negative"], i), d.get("group"), d.get("meta")
-                )
+    hint = ' with "positive" and "negative"'
+    for i, d in read_json_objects(path, "pairs", PairDataError, hint=hint):
+        for key in ("positive", "negative"):
+            if key not in d:
+                raise PairDataError(f"{path}:{i}: missing key {key!r}")
+        out.append(
+            ContrastPair(
+                stim(d["positive"], i), stim(d["negative"], i), d.get("group"), d.get("meta")
             )
+        )
     return out

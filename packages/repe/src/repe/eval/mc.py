@@ -8,7 +8,6 @@ sum (RepE) or mean of its answer-token log-probs after the question as a chat tu
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from ..activations import model_device, pad_id_of
+from ..data.jsonl import read_json_objects
 from ..data.pairs import Stimulus
 from ..data.templates import ChatFormat, render
 from ..errors import RepeError, unknown
@@ -32,23 +32,11 @@ class MCResult:
 
 
 def load_mc_jsonl(path: str) -> list[dict[str, Any]]:
-    import os
-
-    if not os.path.isfile(path):
-        raise RepeError(f"MC data file {path} does not exist (or is not a file); check the path")
     out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise RepeError(
-                        f"{path}:{i}: not valid JSON ({e.msg}); each line must be one JSON object"
-                    ) from None
-                if not isinstance(d, dict) or "question" not in d or "mc1_targets" not in d:
-                    raise RepeError(f"{path}:{i}: needs 'question' and 'mc1_targets'")
-                out.append(d)
+    for i, d in read_json_objects(path, "MC data"):
+        if "question" not in d or "mc1_targets" not in d:
+            raise RepeError(f"{path}:{i}: needs 'question' and 'mc1_targets'")
+        out.append(d)
     return out
 
 
