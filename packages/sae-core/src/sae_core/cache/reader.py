@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +15,19 @@ from sae_core.cache.sketch import jaccard_from_bins
 from sae_core.cache.stats import LatentStats
 from sae_core.cache.topn import window_hash
 from sae_core.errors import CacheError, LatentIndexError
+
+
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """A cache's JSON file (manifest, progress) as a dict; a damaged one raises CacheError naming
+    the file and `fix`."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CacheError(f"{path} is damaged ({e}); {fix}") from None
+    if not isinstance(data, dict):
+        raise CacheError(f"{path} is damaged (not a JSON object); {fix}")
+    return data
+
 
 VERSION = 1  # the newest on-disk format this reader understands (see cache.writer.VERSION)
 
@@ -80,12 +94,7 @@ class LatentCache:
             raise CacheError(
                 f"{root} is not a latent cache (no manifest.json); create it with cache_latents"
             )
-        try:
-            m = json.loads(mpath.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise CacheError(f"{mpath} is damaged ({e}); rebuild the cache") from None
-        if not isinstance(m, dict):
-            raise CacheError(f"{mpath} is damaged (not a JSON object); rebuild the cache")
+        m = read_json_object(mpath, "rebuild the cache")
         version = m.get("version")
         if not isinstance(version, int) or version > VERSION:
             raise CacheError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import os
 import shutil
 import time
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sae_core.cache.reader import read_json_object
 from sae_core.cache.rows import RowSet, build_rows, tokenize_documents
 from sae_core.cache.sketch import MinHashSketch
 from sae_core.cache.stats import LatentStats
@@ -282,7 +282,7 @@ def cache_latents(
         "coders": coder_meta,
     }
     if (out / "manifest.json").is_file():
-        old = _read_json(out / "manifest.json", "delete the folder and rerun")
+        old = read_json_object(out / "manifest.json", "delete the folder and rerun")
         _check_same(old, manifest, out)
         if old.get("complete"):
             return out
@@ -567,16 +567,6 @@ def _latent_subset(ids: Any, key: str, n: int) -> np.ndarray:
     return arr
 
 
-def _read_json(path: Path, fix: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CacheError(f"{path} is damaged ({e}); {fix}") from None
-    if not isinstance(data, dict):
-        raise CacheError(f"{path} is damaged (not a JSON object); {fix}")
-    return data
-
-
 # keys the writer adds to a coder's manifest entry at finalize (not settings)
 _RESULT_KEYS = ("shards", "nnz")
 
@@ -722,7 +712,7 @@ def _restore(out: Path, states: list[_CoderState]) -> tuple[int, int, int]:
             p.unlink()
         return 0, 0, 0
     fix = f"delete {prog_path} and {runs_dir} to restart the run (or delete the folder)"
-    prog = _read_json(prog_path, fix)
+    prog = read_json_object(prog_path, fix)
     if not {"cursor", "flush_id", "state", "skipped_batches", "runs"} <= set(prog):
         raise CacheError(f"{prog_path} is damaged (missing fields); {fix}")
     missing = [
