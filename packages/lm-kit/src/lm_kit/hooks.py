@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from lm_kit.errors import EditError, SiteError
 from lm_kit.hookpoints import Site, resolve, resolve_many
-from lm_kit.positions import PositionContext, _tag
+from lm_kit.positions import PositionContext, _tag, check_positions
 
 PositionSpec = Any  # None | int | slice | Iterable[int] | "prompt" | "response"
 
@@ -305,63 +305,6 @@ class capture:  # noqa: N801 - used like a function: ``with capture(model, sites
 
 
 # --------------------------------------------------------------------------- edits
-_POSITIONS_HELP = (
-    "use None (all), an int >= 0, slice(p0, None) or slice(p0, p1) with 0 <= p0 < p1, a non-empty "
-    "set/list of ints >= 0, 'prompt' or 'response' (positions are absolute token positions)"
-)
-
-
-def _is_index(x: Any, *, nonneg: bool) -> bool:
-    """An int-like (int, numpy/torch integer) that is not a bool, optionally >= 0."""
-    try:
-        return not isinstance(x, bool) and (operator.index(x) >= 0 or not nonneg)
-    except TypeError:
-        return False
-
-
-def _check_positions(op: str, spec: Any) -> None:
-    """Validate a ``positions=`` spec once, when the op is built (never inside a hook)."""
-    if spec is None or (isinstance(spec, str) and spec in ("prompt", "response")):
-        return
-    bad = f"{op}(positions={spec!r}) "
-    if isinstance(spec, (str, bool, float)) or (isinstance(spec, torch.Tensor) and spec.dim() == 0):
-        raise EditError(bad + f"is not a position spec; {_POSITIONS_HELP}")
-    if isinstance(spec, int):
-        if spec < 0:
-            raise EditError(
-                bad + "is negative, but positions count real tokens from 0 and never match a "
-                f"negative value (the edit would silently do nothing); {_POSITIONS_HELP}"
-            )
-        return
-    if isinstance(spec, slice):
-        if spec.step not in (None, 1):
-            raise EditError(
-                bad + f"has a step; position slices must have step 1; {_POSITIONS_HELP}"
-            )
-        for end in (spec.start, spec.stop):
-            if end is not None and not _is_index(end, nonneg=True):
-                raise EditError(
-                    bad + "needs int bounds >= 0 (negative bounds are not counted from the end: "
-                    f"positions are absolute); {_POSITIONS_HELP}"
-                )
-        if spec.start is not None and spec.stop is not None and spec.stop <= spec.start:
-            raise EditError(bad + f"selects no position (stop <= start); {_POSITIONS_HELP}")
-        return
-    if isinstance(spec, Iterator):
-        raise EditError(
-            bad + "is a one-shot iterator: it would be used up by the first forward pass; pass a "
-            "set or list instead"
-        )
-    if not isinstance(spec, Iterable):
-        raise EditError(bad + f"is not a position spec; {_POSITIONS_HELP}")
-    items = spec.tolist() if isinstance(spec, torch.Tensor) else list(spec)
-    if not items:
-        raise EditError(bad + f"is empty, so the edit would never apply; {_POSITIONS_HELP}")
-    for x in items:
-        if not _is_index(x, nonneg=True):
-            raise EditError(bad + f"contains {x!r}, which is not an int >= 0; {_POSITIONS_HELP}")
-
-
 def _check_tensor(op: str, name: str, t: Any) -> None:
     if not isinstance(t, torch.Tensor):
         raise EditError(
@@ -403,7 +346,7 @@ class Add:
         _check_tensor("Add", "v", self.v)
         _check_finite("Add", "v", self.v)
         _check_number("Add", "coef", self.coef)
-        _check_positions("Add", self.positions)
+        check_positions("Add", self.positions)
 
     def apply(self, h: torch.Tensor) -> torch.Tensor:
         return h + self.coef * self.v.to(h.device, h.dtype)
@@ -429,7 +372,7 @@ class Ablate:
                 f"Ablate.v has norm {norm}; a direction to ablate needs a finite, non-zero norm "
                 "(a zero vector would turn every edited activation into NaN)"
             )
-        _check_positions("Ablate", self.positions)
+        check_positions("Ablate", self.positions)
 
     def apply(self, h: torch.Tensor) -> torch.Tensor:
         v = self.v.to(h.device, h.dtype)
@@ -446,7 +389,7 @@ class Replace:
 
     def __post_init__(self) -> None:
         _check_tensor("Replace", "t", self.t)
-        _check_positions("Replace", self.positions)
+        check_positions("Replace", self.positions)
 
     def apply(self, h: torch.Tensor) -> torch.Tensor:
         return self.t.to(h.device, h.dtype).expand_as(h).clone()
@@ -461,7 +404,7 @@ class Scale:
 
     def __post_init__(self) -> None:
         _check_number("Scale", "c", self.c)
-        _check_positions("Scale", self.positions)
+        check_positions("Scale", self.positions)
 
     def apply(self, h: torch.Tensor) -> torch.Tensor:
         return h * self.c
@@ -479,7 +422,7 @@ class Fn:
             raise EditError(
                 f"Fn.f must be a function f(h) or f(h, site), got {type(self.f).__name__}"
             )
-        _check_positions("Fn", self.positions)
+        check_positions("Fn", self.positions)
 
     def apply(self, h: torch.Tensor, site: Site | None = None) -> torch.Tensor:
         try:

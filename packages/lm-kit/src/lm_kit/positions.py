@@ -8,7 +8,8 @@ tokens of its row is ``r = cumsum(M) - 1``, and the last real column is
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from lm_kit.arch import base_model_of
-from lm_kit.errors import MaskError
+from lm_kit.errors import EditError, MaskError
 
 
 def _check_mask(mask: torch.Tensor, input_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -150,6 +151,64 @@ def _span_mean(
         w = sel.to(x.device, x.dtype).unsqueeze(-1)
         out.append((x[row] * w).sum(0) / w.sum())
     return torch.stack(out)
+
+
+_POSITIONS_HELP = (
+    "use None (all), an int >= 0, slice(p0, None) or slice(p0, p1) with 0 <= p0 < p1, a non-empty "
+    "set/list of ints >= 0, 'prompt' or 'response' (positions are absolute token positions)"
+)
+
+
+def _is_index(x: Any, *, nonneg: bool) -> bool:
+    """An int-like (int, numpy/torch integer) that is not a bool, optionally >= 0."""
+    try:
+        return not isinstance(x, bool) and (operator.index(x) >= 0 or not nonneg)
+    except TypeError:
+        return False
+
+
+def check_positions(op: str, spec: Any) -> None:
+    """Validate a ``positions=`` spec (what :meth:`PositionContext.select` reads) once, when the
+    edit op ``op`` is built, never inside a hook; a bad spec raises EditError."""
+    if spec is None or (isinstance(spec, str) and spec in ("prompt", "response")):
+        return
+    bad = f"{op}(positions={spec!r}) "
+    if isinstance(spec, (str, bool, float)) or (isinstance(spec, torch.Tensor) and spec.dim() == 0):
+        raise EditError(bad + f"is not a position spec; {_POSITIONS_HELP}")
+    if isinstance(spec, int):
+        if spec < 0:
+            raise EditError(
+                bad + "is negative, but positions count real tokens from 0 and never match a "
+                f"negative value (the edit would silently do nothing); {_POSITIONS_HELP}"
+            )
+        return
+    if isinstance(spec, slice):
+        if spec.step not in (None, 1):
+            raise EditError(
+                bad + f"has a step; position slices must have step 1; {_POSITIONS_HELP}"
+            )
+        for end in (spec.start, spec.stop):
+            if end is not None and not _is_index(end, nonneg=True):
+                raise EditError(
+                    bad + "needs int bounds >= 0 (negative bounds are not counted from the end: "
+                    f"positions are absolute); {_POSITIONS_HELP}"
+                )
+        if spec.start is not None and spec.stop is not None and spec.stop <= spec.start:
+            raise EditError(bad + f"selects no position (stop <= start); {_POSITIONS_HELP}")
+        return
+    if isinstance(spec, Iterator):
+        raise EditError(
+            bad + "is a one-shot iterator: it would be used up by the first forward pass; pass a "
+            "set or list instead"
+        )
+    if not isinstance(spec, Iterable):
+        raise EditError(bad + f"is not a position spec; {_POSITIONS_HELP}")
+    items = spec.tolist() if isinstance(spec, torch.Tensor) else list(spec)
+    if not items:
+        raise EditError(bad + f"is empty, so the edit would never apply; {_POSITIONS_HELP}")
+    for x in items:
+        if not _is_index(x, nonneg=True):
+            raise EditError(bad + f"contains {x!r}, which is not an int >= 0; {_POSITIONS_HELP}")
 
 
 def _find_cache(args: tuple, kwargs: dict) -> Any:
