@@ -25,7 +25,7 @@ from . import __version__
 from .combine import hotelling, ledoit_wolf_corr, stouffer, to_scores
 from .decide import CORRECTIONS, adjust, flags_from, maxt_adjust
 from .errors import ConfigError, InvalidDataError
-from .forecast import load_forecaster, make_forecaster
+from .forecast import load_forecaster, make_forecaster, parse_period_hours
 from .io import add_cf_attrs, check_units, get_variable, validate, write_json_atomic
 from .null import SIDES, HACNull, make_null
 from .prep import align_reference, coverage, transform_values
@@ -174,13 +174,7 @@ class DetectorConfig:
         if not self.periods:
             raise ConfigError("periods is empty; give at least one, e.g. ('24h', '168h').")
         for per in self.periods:
-            hours = (
-                float(per)
-                if isinstance(per, int | float) and not isinstance(per, bool)
-                else _duration(per, "period") / pd.Timedelta("1h")
-            )
-            if not hours > 0:
-                raise ConfigError(f"period {per!r} must be a positive duration such as '24h'.")
+            parse_period_hours(per)  # a bad or non-positive period raises ConfigError
         if self.reference is not None and not isinstance(self.reference, str):
             raise ConfigError(f"reference must be a variable name, got {self.reference!r}.")
         if self.beta != "ols" and (

@@ -66,7 +66,7 @@ def parse_period_hours(p: str | float) -> float:
             h = pd.Timedelta(p) / pd.Timedelta("1h")
         except (TypeError, ValueError) as exc:
             raise ConfigError(
-                f"period {p!r} is not a duration ({exc}); give one like '24h' or '168h'."
+                f"period={p!r} is not a duration ({exc}); give one like '24h' or '168h'."
             ) from None
     if not h > 0:
         raise ConfigError(f"period {p!r} must be a positive duration such as '24h'.")

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .decide import adjust
+from .decide import CORRECTIONS, adjust
 from .errors import ConfigError
 from .forecast import make_forecaster, parse_period_hours
-from .null import HACNull
+from .null import SIDES, HACNull
 from .windows import decision_index, select_stat, window_stats
 
 
@@ -275,13 +275,14 @@ def detect_grid(
             )
         return m
 
-    if cfg.side not in ("lower", "upper", "both"):
-        raise ConfigError(f"side must be one of lower, upper, both; got {cfg.side!r}.")
+    if cfg.side not in SIDES:
+        raise ConfigError(f"side must be one of {SIDES}; got {cfg.side!r}.")
     if not 0 < cfg.alpha <= 0.5:
         raise ConfigError(f"alpha must lie in (0, 0.5], got {cfg.alpha}.")
-    if cfg.correction not in ("none", "bonferroni", "holm", "bh", "by"):
+    grid_corrections = tuple(c for c in CORRECTIONS if c != "maxt")  # maxt needs stations
+    if cfg.correction not in grid_corrections:
         raise ConfigError(
-            f"grid correction must be one of none, bonferroni, holm, bh, by; got {cfg.correction!r}."
+            f"grid correction must be one of {grid_corrections}; got {cfg.correction!r}."
         )
     tr, ca, mo = mask(train, "train"), mask(calib, "calib"), mask(monitor, "monitor")
     if (tr & ca).any() or (ca & mo).any() or (tr & mo).any():
