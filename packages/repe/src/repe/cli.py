@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from lm_kit.cli_support import one_line_errors
+from lm_kit.errors import LmKitError
 
 from .errors import RepeError
 
@@ -28,20 +28,9 @@ ModelOpt = Annotated[
 ]
 
 
-def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Bad input (a :class:`RepeError` or an lm-kit error) prints one 'error: ...' line and exits 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from lm_kit.errors import LmKitError
-
-        try:
-            return fn(*args, **kwargs)
-        except (RepeError, LmKitError) as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
+# bad input (the package's own errors, or an lm-kit error such as an unknown model) prints one
+# 'error: ...' line and exits 1, no traceback
+_clean_errors = one_line_errors(RepeError, LmKitError)
 
 
 def _positive(name: str, value: int) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
+from lm_kit.cli_support import one_line_errors
 from lm_kit.errors import LmKitError
 
 from sae_core.errors import SAECoreError, ShapeError
@@ -17,19 +16,9 @@ from sae_core.errors import SAECoreError, ShapeError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
-def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Bad input (an :class:`SAECoreError`, or an lm-kit error such as an unknown model) prints
-    one 'error: ...' line and exits 1, no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (SAECoreError, LmKitError) as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
+# bad input (the package's own errors, or an lm-kit error such as an unknown model) prints one
+# 'error: ...' line and exits 1, no traceback
+_clean_errors = one_line_errors(SAECoreError, LmKitError)
 
 
 def parse_count(text: str) -> int:
