@@ -167,3 +167,5 @@ def test_reader_indices_out_of_range(built):
         c.window(1, width=0)
     with pytest.raises(CacheError, match="bins must be positive"):
         c.quantile_sample(0, bins=0)
+    with pytest.raises(CacheError, match="n must be positive"):
+        c.top_windows(0, n=0)

@@ -347,6 +347,8 @@ class LatentCache:
         self, i: int, n: int = 20, width: int | None = None, peak_offset: int = 24
     ) -> list[Window]:
         """Up to ``n`` top windows from the top-N heap, overlapping peaks removed (non-max suppression)."""
+        if n <= 0:
+            raise CacheError(f"n must be positive (the number of windows to return), got n={n}")
         width = width or self.window_width
         vals, peaks = self.topn(i)
         kept: list[Window] = []
