@@ -306,3 +306,12 @@ def test_cli_bad_input_is_one_line(tmp_path):
         assert r.exit_code == 1, (args, r.output, r.exception)
         assert r.stderr.startswith("error: ") and needle in r.stderr, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+
+
+def test_auroc_refuses_non_finite_scores():
+    from repe.errors import NonFiniteActivationError
+    from repe.metrics import auroc
+
+    assert auroc(np.array([2.0, 3.0]), np.array([1.0, 2.0])) == 0.875  # (1 + 1 + 1 + 0.5) / 4
+    with pytest.raises(NonFiniteActivationError, match="1 positive, 0 negative"):
+        auroc(np.array([np.nan, 3.0]), np.array([1.0, 2.0]))

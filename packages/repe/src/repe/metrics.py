@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import NonFiniteActivationError
+
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks with ties given their average rank."""
@@ -22,6 +24,12 @@ def auroc(pos_scores: np.ndarray, neg_scores: np.ndarray) -> float:
     n = np.asarray(neg_scores, dtype=np.float64).ravel()
     if len(p) == 0 or len(n) == 0:
         return float("nan")
+    if not (np.isfinite(p).all() and np.isfinite(n).all()):
+        raise NonFiniteActivationError(
+            f"AUROC scores contain NaN or Inf ({int((~np.isfinite(p)).sum())} positive, "
+            f"{int((~np.isfinite(n)).sum())} negative); their ranks would be meaningless. Check "
+            "the activations and the reading vector for non-finite values."
+        )
     ranks = _average_ranks(np.concatenate([p, n]))
     u = ranks[: len(p)].sum() - len(p) * (len(p) + 1) / 2.0
     return float(u / (len(p) * len(n)))
