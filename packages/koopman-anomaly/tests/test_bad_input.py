@@ -203,3 +203,9 @@ def test_grid_bad_periods_and_options():
         grid.detect_grid(da, *per, ("2019-03-01", "2019-03-31"), grid.GridConfig(alpha=0.0))
     with pytest.raises(ConfigError, match="disjoint"):
         grid.detect_grid(da, *per, ("2019-01-15", "2019-01-31"))
+    # the station detector's hourly-axis rule holds on grids too: windows count steps
+    with pytest.raises(InvalidDataError, match="time step is 0 days 02:00:00, not 1 h"):
+        grid.detect_grid(da.isel(time=slice(None, None, 2)), *per, ("2019-03-01", "2019-03-31"))
+    gappy = da.drop_isel(time=[100])
+    with pytest.raises(InvalidDataError, match="hourly time axis is incomplete"):
+        grid.detect_grid(gappy, *per, ("2019-03-01", "2019-03-31"))

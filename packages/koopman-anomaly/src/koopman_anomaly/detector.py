@@ -26,7 +26,7 @@ from .combine import hotelling, ledoit_wolf_corr, stouffer, to_scores
 from .decide import CORRECTIONS, adjust, flags_from, maxt_adjust
 from .errors import ConfigError, InvalidDataError
 from .forecast import load_forecaster, make_forecaster, parse_period_hours
-from .io import add_cf_attrs, check_units, get_variable, validate, write_json_atomic
+from .io import add_cf_attrs, check_hourly, check_units, get_variable, validate, write_json_atomic
 from .null import SIDES, HACNull, make_null
 from .prep import align_reference, coverage, transform_values
 from .residuals import fit_twin, standardised_residuals
@@ -236,29 +236,6 @@ def _mask(times: pd.DatetimeIndex, period: tuple[pd.Timestamp, pd.Timestamp]) ->
     return np.asarray((times >= period[0]) & (times <= period[1]))
 
 
-def _check_hourly(times: pd.DatetimeIndex) -> None:
-    """Windows, periods and coverage count hourly steps: the axis must be a complete hourly grid."""
-    if len(times) < 2:
-        return
-    d = np.diff(times.asi8)
-    hour = pd.Timedelta("1h").value
-    if (d == hour).all():
-        return
-    i = int(np.flatnonzero(d != hour)[0])
-    step = pd.Timedelta(int(np.median(d)))
-    if step != pd.Timedelta("1h"):
-        raise InvalidDataError(
-            f"the time step is {step}, not 1 h; windows and periods count hourly steps. "
-            "Resample to hourly first, e.g. ds.resample(time='1h').mean()."
-        )
-    raise InvalidDataError(
-        f"the hourly time axis is incomplete: {pd.Timedelta(int(d[i]))} between {times[i]} and "
-        f"{times[i + 1]} ({int((d != hour).sum())} irregular steps); windows count steps, so they "
-        "would silently span more than their length. Reindex onto a complete hourly axis "
-        "(missing hours become NaN gaps): ds.resample(time='1h').asfreq()."
-    )
-
-
 def _read_manifest(rd: Path) -> dict[str, Any]:
     mpath = rd / "manifest.json"
     try:
@@ -305,7 +282,7 @@ class KoopmanAnomalyDetector:
                 "Use koopman_anomaly.grid for (time, lat, lon)."
             )
         times = pd.DatetimeIndex(ds["time"].values)
-        _check_hourly(times)
+        check_hourly(times)
         obs_raw = da.transpose("time", "station").values
         tr = transform_values(obs_raw, c.transform, c.floor)
         out: dict[str, Any] = {

@@ -25,6 +25,7 @@ import xarray as xr
 from .decide import CORRECTIONS, adjust
 from .errors import ConfigError
 from .forecast import make_forecaster, parse_period_hours
+from .io import check_hourly
 from .null import SIDES, HACNull
 from .windows import decision_index, select_stat, window_stats
 
@@ -257,6 +258,7 @@ def detect_grid(
     else:
         da = da.chunk(chunks)
     times = pd.DatetimeIndex(da["time"].values)
+    check_hourly(times)  # windows count steps: a gap would stretch them
     hours = np.asarray((times - times[0]) / pd.Timedelta("1h"), dtype=float)
     X = _design(hours, cfg)
 

@@ -300,3 +300,26 @@ def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
             os.remove(tmp)
         raise
     return out
+
+
+def check_hourly(times: pd.DatetimeIndex) -> None:
+    """Windows, periods and coverage count hourly steps: the axis must be a complete hourly grid."""
+    if len(times) < 2:
+        return
+    d = np.diff(times.asi8)
+    hour = pd.Timedelta("1h").value
+    if (d == hour).all():
+        return
+    i = int(np.flatnonzero(d != hour)[0])
+    step = pd.Timedelta(int(np.median(d)))
+    if step != pd.Timedelta("1h"):
+        raise InvalidDataError(
+            f"the time step is {step}, not 1 h; windows and periods count hourly steps. "
+            "Resample to hourly first, e.g. ds.resample(time='1h').mean()."
+        )
+    raise InvalidDataError(
+        f"the hourly time axis is incomplete: {pd.Timedelta(int(d[i]))} between {times[i]} and "
+        f"{times[i + 1]} ({int((d != hour).sum())} irregular steps); windows count steps, so they "
+        "would silently span more than their length. Reindex onto a complete hourly axis "
+        "(missing hours become NaN gaps): ds.resample(time='1h').asfreq()."
+    )
